@@ -1,0 +1,40 @@
+"""nudask: neutrino detector readout -> sparse Parquet training data, on Dask.
+
+>>> import nudask
+>>> nudask.preprocess(["bnb_WithWire_00.h5"], out="bnb.parquet")  # doctest: +SKIP
+>>> ds = nudask.open_dataset("bnb.parquet")                        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+# Public names resolve on first use so that ``import nudask`` stays light
+# (no dask, pyarrow or h5py until they are needed).
+_LAZY = {
+    "preprocess": "nudask.pipeline",
+    "open_dataset": "nudask.dataset",
+    "Dataset": "nudask.dataset",
+    "simulate_microboone": "nudask.simulate",
+    "simulate_nova": "nudask.simulate",
+    "get_reader": "nudask.readers",
+    "InputError": "nudask.errors",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+if TYPE_CHECKING:
+    from .dataset import Dataset, open_dataset
+    from .errors import InputError
+    from .pipeline import preprocess
+    from .readers import get_reader
+    from .simulate import simulate_microboone, simulate_nova
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'nudask' has no attribute {name!r}")
