@@ -24,7 +24,10 @@ _LAZY = {
     "InputError": "nudask.errors",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = [  # noqa: RUF022 - lazily resolved names follow the version
+    "__version__", "Dataset", "InputError", "get_reader", "open_dataset", "preprocess",
+    "simulate_microboone", "simulate_nova",
+]
 
 if TYPE_CHECKING:
     from .dataset import Dataset, open_dataset

@@ -87,7 +87,7 @@ def run_chunk(chunk: Chunk, *, reader: Reader, out: str, schema: pa.Schema, on_e
         events = list(reader.read(chunk))
         table = events_to_table(events, chunk.path, schema)
         record["file"] = write_parquet(table, os.path.join(out, part_name(chunk)), **storage)
-    except Exception as err:  # noqa: BLE001 - in skip mode any failure is reported, not fatal
+    except Exception as err:
         if on_error == "raise":
             raise
         record["error"] = f"{type(err).__name__}: {err}"

@@ -14,7 +14,7 @@ import os
 from ..events import Chunk
 from ..schema import SCHEMA_VERSION
 
-MANIFEST = "manifest.json"
+MANIFEST = "_manifest.json"  # "_" prefix: Parquet readers skip it
 FORMAT = "nudask-dataset"
 
 
@@ -36,7 +36,7 @@ def new_manifest(**fields) -> dict:
         "format": FORMAT,
         "schema_version": SCHEMA_VERSION,
         "nudask_version": __version__,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         **fields,
     }
 

@@ -17,7 +17,7 @@ from .manifest import read_manifest
 
 
 class Dataset:
-    """A nudask dataset folder: Parquet parts plus ``manifest.json``.
+    """A nudask dataset folder: Parquet parts plus ``_manifest.json``.
 
     Rows are numbered in the order of the manifest's files, so row ``i`` of
     :attr:`metadata` is event ``i`` of :meth:`image`.

@@ -59,7 +59,7 @@ class RowBlocks:
         r1 = min(r0 + self.band_rows, self.dset.shape[0])
         if not self.fast:
             return self.dset[r0:r1]
-        crows, ccols = self.dset.chunks
+        ccols = self.dset.chunks[1]
         ncols = self.dset.shape[1]
         out = np.empty((r1 - r0, ncols), self.dset.dtype)
         for c0 in range(0, ncols, ccols):

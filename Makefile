@@ -1,0 +1,32 @@
+# nudask: set up, demo, tests. `make demo` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: setup demo test test-fast lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+setup: $(BIN)/.installed           ## create .venv and install nudask with its test tools
+
+demo: setup                        ## simulate a sample, preprocess it on a local Dask cluster, describe it
+	$(BIN)/python jobs/demo.py
+
+test: setup                        ## the whole test suite, slow tests included (what CI runs)
+	$(BIN)/python -m pytest
+
+test-fast: setup                   ## the suite without the slow tests
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check .
+
+bench: setup                       ## preprocessing benchmark table (see BENCHMARKS.md)
+	$(BIN)/python tests/benchmarks/bench_preprocess.py
+
+clean:
+	rm -rf demo .pytest_cache

@@ -1,0 +1,109 @@
+"""``ReaderContract``: the tests every reader must pass.
+
+A reader's test class inherits it and provides two fixtures, ``reader`` (a
+configured instance) and ``sample_file`` (a path that reader can read, with
+a few events)::
+
+    class TestMyReader(ReaderContract):
+        @pytest.fixture
+        def reader(self):
+            return MyReader()
+
+        @pytest.fixture
+        def sample_file(self, tmp_path):
+            return write_my_file(tmp_path / "x.dat", n_events=7)
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from .errors import InputError
+from .events import Chunk
+
+
+def _all_events(reader, path, per_chunk):
+    return [ev for c in reader.chunks(path, per_chunk) for ev in reader.read(c)]
+
+
+class ReaderContract:
+    """Inherit and provide the ``reader`` and ``sample_file`` fixtures."""
+
+    def test_chunks_cover_every_event_once(self, reader, sample_file):
+        n = len(reader.event_weights(sample_file))
+        for per_chunk in (1, 2, 3, n + 5):
+            chunks = reader.chunks(sample_file, per_chunk)
+            assert chunks[0].start == 0 and chunks[-1].stop == n
+            assert all(len(c) > 0 for c in chunks)
+            assert all(a.stop == b.start for a, b in zip(chunks, chunks[1:]))
+            assert {c.reader for c in chunks} == {reader.name}
+
+    def test_read_yields_each_event_of_the_chunk(self, reader, sample_file):
+        for chunk in reader.chunks(sample_file, 2):
+            assert [ev.index for ev in reader.read(chunk)] == list(range(chunk.start, chunk.stop))
+
+    def test_event_ids_are_unique(self, reader, sample_file):
+        ids = [ev.id for ev in _all_events(reader, sample_file, 3)]
+        assert len(ids) == len(set(ids)) == len(reader.event_weights(sample_file))
+
+    def test_chunking_does_not_change_events(self, reader, sample_file):
+        one = _all_events(reader, sample_file, 1)
+        whole = list(reader.read(Chunk(str(sample_file), reader.name, 0, len(one))))
+        for a, b in zip(one, whole, strict=True):
+            assert a.id == b.id and a.images == b.images
+            assert a.metadata.keys() == b.metadata.keys()
+            for k in a.metadata:
+                np.testing.assert_array_equal(a.metadata[k], b.metadata[k])
+
+    def test_images_match_declared_views(self, reader, sample_file):
+        views = reader.views(sample_file)
+        for ev in _all_events(reader, sample_file, 4):
+            assert set(ev.images) == set(views)
+            for name, coo in ev.images.items():
+                spec = views[name]
+                assert len(coo.shape) == len(spec.shape) == len(coo.index) == len(spec.axes)
+                assert all(s <= m for s, m in zip(coo.shape, spec.shape))
+                assert coo.values.dtype == np.dtype(spec.dtype)
+                assert np.all(coo.values != 0), "COO must hold non-zero values only"
+                if coo.nnz:
+                    flat = np.ravel_multi_index(coo.index, coo.shape)  # also checks bounds
+                    assert np.all(np.diff(flat) > 0), "indices must be sorted and unique"
+
+    def test_metadata_match_declared_fields(self, reader, sample_file):
+        fields = reader.metadata_fields(sample_file)
+        for ev in _all_events(reader, sample_file, 5):
+            assert set(ev.metadata) == set(fields)
+            for name, (_kind, shape) in fields.items():
+                assert np.shape(ev.metadata[name]) == shape, name
+
+    def test_missing_file_is_an_input_error(self, reader, tmp_path):
+        missing = tmp_path / "missing.h5"
+        with pytest.raises(InputError, match="missing.h5.*no such file"):
+            reader.event_weights(str(missing))
+
+    def test_garbage_file_is_an_input_error(self, reader, tmp_path):
+        bad = tmp_path / "garbage.h5"
+        bad.write_bytes(b"this is not a detector file\n" * 100)
+        with pytest.raises(InputError, match="garbage.h5"):
+            reader.event_weights(str(bad))
+
+    def test_empty_file_is_an_input_error(self, reader, tmp_path):
+        empty = tmp_path / "empty.h5"
+        empty.write_bytes(b"")
+        with pytest.raises(InputError, match="empty.h5.*empty"):
+            reader.event_weights(str(empty))
+
+    def test_truncated_file_is_an_input_error(self, reader, sample_file, tmp_path):
+        data = open(sample_file, "rb").read()
+        cut = tmp_path / "truncated.h5"
+        cut.write_bytes(data[: len(data) // 2])
+        with pytest.raises(InputError, match="truncated.h5"):
+            for chunk in reader.chunks(str(cut), 2):
+                list(reader.read(chunk))
+
+    def test_reader_survives_pickling(self, reader):
+        copy = pickle.loads(pickle.dumps(reader))
+        assert copy == reader and copy.options() == reader.options()

@@ -1,0 +1,35 @@
+"""Shared fixtures: simulated inputs (small geometry) and Dask clients."""
+
+from __future__ import annotations
+
+import pytest
+from distributed import Client, LocalCluster
+
+from nudask.simulate import simulate_microboone, simulate_nova
+
+SMALL = {"geometry": "small"}
+
+
+@pytest.fixture(scope="session")
+def bnb_files(tmp_path_factory):
+    """Two small-geometry inclusive files, 9 and 7 events."""
+    folder = tmp_path_factory.mktemp("bnb")
+    return [
+        str(simulate_microboone(folder / f"bnb_WithWire_{k:02d}.h5", n_events=n, seed=k,
+                                geometry="small", subrun=k, first_event=1 + 100 * k,
+                                chunk_rows=200))
+        for k, n in enumerate((9, 7))
+    ]
+
+
+@pytest.fixture(scope="session")
+def nova_file(tmp_path_factory):
+    return str(simulate_nova(tmp_path_factory.mktemp("nova") / "neutrino1.h5", n_events=40, seed=3))
+
+
+@pytest.fixture(scope="module")
+def client():
+    """An in-process Dask cluster: quick to start, enough for most tests."""
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                      dashboard_address=":0") as cluster, Client(cluster) as c:
+        yield c
