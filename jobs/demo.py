@@ -52,7 +52,7 @@ def main(cfg: dict) -> None:
     )
     print(ds)
     print(ds.metadata[["run", "subrun", "event", "nu_pdg", "is_cc", "nu_energy"]].head(8))
-    print(format_summary(summarize(ds, png_sample=4)))
+    print(format_summary(summarize(ds, sample=4)))
     print(f"event display: {show_event(ds, 0, os.path.join(cfg['out'], 'event_0.png'))}")
 
 

@@ -116,7 +116,7 @@ def _preprocess(a: argparse.Namespace) -> None:
             cluster.close()
     else:
         ds = preprocess(a.inputs, a.out, **kwargs)
-    print(format_summary(summarize(ds, png_sample=0)))
+    print(format_summary(summarize(ds, sample=0)))
 
 
 def _describe(a: argparse.Namespace) -> None:
@@ -124,7 +124,7 @@ def _describe(a: argparse.Namespace) -> None:
     from .describe import format_summary, plot_summary, summarize
 
     ds = open_dataset(a.dataset)
-    summary = summarize(ds, png_sample=a.png_sample)
+    summary = summarize(ds, sample=a.png_sample)
     print(json.dumps(summary, indent=1, default=str) if a.json else format_summary(summary))
     if a.plots:
         for path in plot_summary(ds, summary, a.plots):

@@ -1,16 +1,16 @@
 """Inputs -> chunks -> one Dask task per chunk -> Parquet parts + manifest.
 
 :func:`plan` opens each input once on the client to split it into chunks of
-events balanced by rows; :func:`build` turns the chunks into a lazy
-``dask.bag`` (one partition, one task, per chunk); :func:`preprocess` runs it
-on the current client (or a LocalCluster) and writes the manifest.
+events balanced by rows; :func:`build` turns chunks into a lazy ``dask.bag``
+(one partition, one task, per chunk); :func:`preprocess` runs it on the
+current client (or a LocalCluster), journals finished chunks so a killed run
+resumes, and writes the manifest last.
 """
 
 from __future__ import annotations
 
 import glob
 import os
-import shutil
 import socket
 import time
 from collections.abc import Iterable, Sequence
@@ -27,7 +27,8 @@ from .dataset.write import events_to_table, file_sha256, write_parquet
 from .errors import InputError
 from .events import Chunk
 from .readers import Reader, get_reader, guess_reader
-from .schema import build_schema
+from .resume import Journal, finished_chunks, is_complete, prepare_output
+from .schema import SCHEMA_VERSION, build_schema
 
 ON_ERROR = ("raise", "skip")
 
@@ -78,42 +79,65 @@ def plan(
     return result
 
 
-def run_chunk(chunk: Chunk, *, reader: Reader, out: str, schema: pa.Schema, on_error: str,
-              storage: dict) -> dict:
-    """Read, render and sparsify one chunk and write its Parquet file (a Dask task)."""
+def run_chunk(chunk: Chunk, *, reader: Reader, out: str, schema: pa.Schema, storage: dict) -> dict:
+    """Read, render and sparsify one chunk and write its Parquet file (one Dask task)."""
     t0 = time.perf_counter()
-    record: dict[str, Any] = {"chunk": asdict(chunk), "worker": f"{socket.gethostname()}:{os.getpid()}"}
-    try:
-        events = list(reader.read(chunk))
-        table = events_to_table(events, chunk.path, schema)
-        record["file"] = write_parquet(table, os.path.join(out, part_name(chunk)), **storage)
-    except Exception as err:
-        if on_error == "raise":
-            raise
-        record["error"] = f"{type(err).__name__}: {err}"
-    record["seconds"] = round(time.perf_counter() - t0, 3)
-    return record
+    events = list(reader.read(chunk))
+    table = events_to_table(events, chunk.path, schema)
+    info = write_parquet(table, os.path.join(out, part_name(chunk)), **storage)
+    return {
+        "chunk": asdict(chunk), "file": info, "seconds": round(time.perf_counter() - t0, 3),
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+    }
 
 
-def build(the_plan: Plan, out: str, *, on_error: str, storage: dict) -> db.Bag:
+def build(reader: Reader, chunks: Sequence[Chunk], schema: pa.Schema, out: str, *,
+          storage: dict) -> db.Bag:
     """Lazy bag of chunk records: one partition (one task) per chunk."""
-    bag = db.from_sequence(the_plan.chunks, npartitions=max(1, len(the_plan.chunks)))
-    return bag.map(run_chunk, reader=the_plan.reader, out=out, schema=the_plan.schema,
-                   on_error=on_error, storage=storage)
+    bag = db.from_sequence(chunks, npartitions=max(1, len(chunks)))
+    return bag.map(run_chunk, reader=reader, out=out, schema=schema, storage=storage)
 
 
-def prepare_output(out: str, overwrite: bool) -> None:
-    if os.path.isdir(out) and os.listdir(out):
-        if not overwrite:
-            raise FileExistsError(
-                f"output '{out}' exists and is not empty; pass overwrite=True (--overwrite) to replace it"
-            )
-        if not os.path.exists(os.path.join(out, MANIFEST)) and not any(
-            n.startswith("part-") for n in os.listdir(out)
-        ):
-            raise FileExistsError(f"output '{out}' is not a nudask dataset; refusing to delete it")
-        shutil.rmtree(out)
-    os.makedirs(out, exist_ok=True)
+def _run(client, bag: db.Bag, chunks: Sequence[Chunk], *, journal: Journal, on_error: str,
+         retries: int, progress: bool) -> list[dict]:
+    """Compute the bag's tasks, journaling each finished chunk as it arrives."""
+    from distributed import as_completed
+    from tqdm.auto import tqdm
+
+    futures = client.compute(bag.to_delayed(), retries=retries)
+    chunk_of = {f.key: c for f, c in zip(futures, chunks)}
+    records = []
+    bar = tqdm(total=len(futures), unit="chunk", desc="nudask preprocess", disable=not progress)
+    try:
+        for fut in as_completed(futures):
+            chunk = chunk_of[fut.key]
+            if fut.status == "error":
+                err = fut.exception()
+                if on_error == "raise":
+                    raise err
+                record: dict[str, Any] = {"chunk": asdict(chunk), "error": f"{type(err).__name__}: {err}"}
+            else:
+                (record,) = fut.result()
+                journal.add(record)
+            records.append(record)
+            bar.update(1)
+    finally:
+        bar.close()
+        client.cancel(futures)
+    return records
+
+
+def _settings(events_per_chunk, eight_bit, row_group_events, compression, compression_level):
+    settings = {
+        "events_per_chunk": int(config.get("preprocess.events-per-chunk", events_per_chunk)),
+        "eight_bit": bool(config.get("storage.eight-bit", eight_bit)),
+    }
+    storage = {
+        "row_group_events": int(config.get("storage.row-group-events", row_group_events)),
+        "compression": config.get("storage.compression", compression),
+        "compression_level": config.get("storage.compression-level", compression_level),
+    }
+    return settings, storage
 
 
 def preprocess(
@@ -137,9 +161,13 @@ def preprocess(
     """Render and sparsify ``inputs`` into a Parquet dataset at ``out``.
 
     Runs on the current Dask client, or on a LocalCluster started (and
-    stopped) here. With ``on_error="skip"`` bad files and chunks are listed
-    in the manifest's ``failed`` and the rest is written; with ``"raise"``
-    (default) a bad input stops the run before anything is written.
+    stopped) here. A failing chunk is retried ``retries`` times; then, with
+    ``on_error="skip"``, it is listed in the manifest's ``failed`` (as are
+    unreadable files) and the rest is written; with ``"raise"`` (default) a
+    bad input stops the run, before anything is written when the file can be
+    seen to be bad up front. Running the same call again resumes a run that
+    was cut short and does nothing for a finished dataset; other settings
+    against an existing output are refused unless ``overwrite=True``.
 
     Returns the dataset, opened.
     """
@@ -149,38 +177,54 @@ def preprocess(
     paths = expand_inputs(inputs)
     out = os.path.abspath(os.fspath(out))
     rdr = get_reader(reader or guess_reader(paths[0]), **(reader_options or {}))
-    settings = {
-        "events_per_chunk": int(config.get("preprocess.events-per-chunk", events_per_chunk)),
-        "eight_bit": bool(config.get("storage.eight-bit", eight_bit)),
-    }
-    storage = {
-        "row_group_events": int(config.get("storage.row-group-events", row_group_events)),
-        "compression": config.get("storage.compression", compression),
-        "compression_level": config.get("storage.compression-level", compression_level),
-    }
+    settings, storage = _settings(events_per_chunk, eight_bit, row_group_events, compression,
+                                  compression_level)
     the_plan = plan(paths, rdr, on_error=on_error, **settings)
     if the_plan.schema is None:
         raise ValueError(f"none of the {len(paths)} inputs can be read: {the_plan.failed}")
-    prepare_output(out, overwrite)
-    bag = build(the_plan, out, on_error=on_error, storage=storage)
-    t0 = time.perf_counter()
+    spec = {"schema_version": SCHEMA_VERSION, "reader": rdr.name, "reader_options": rdr.options(),
+            "settings": {**settings, **storage}, "inputs": paths}
+    resuming = prepare_output(out, spec, overwrite=overwrite)
+    done = finished_chunks(out, the_plan.chunks) if resuming else {}
+    todo = [c for c in the_plan.chunks if c not in done]
+    if not todo and is_complete(out):
+        if progress:
+            print(f"nudask: {out} is complete; nothing to do", flush=True)
+        return open_dataset(out)
+    if progress and done:
+        print(f"nudask: resuming: {len(done)} of {len(the_plan.chunks)} chunks already written")
+
     from .cluster import client_or_local
 
-    with client_or_local(client, verbose=progress) as cl:
-        futures = cl.compute(bag.to_delayed(), retries=config.get("preprocess.retries", retries))
-        sums = []
-        if config.get("preprocess.checksum", checksum):
-            sums = cl.map(file_sha256, [i["path"] for i in the_plan.inputs], pure=False)
-        if progress:
-            from distributed import progress as progress_bar
+    t0 = time.perf_counter()
+    bag = build(rdr, todo, the_plan.schema, out, storage=storage)
+    journal = Journal(out)
+    try:
+        with client_or_local(client, verbose=progress) as cl:
+            sums = []
+            if config.get("preprocess.checksum", checksum):
+                sums = cl.map(file_sha256, [i["path"] for i in the_plan.inputs], pure=False)
+            records = list(done.values()) + _run(
+                cl, bag, todo, journal=journal, on_error=on_error,
+                retries=int(config.get("preprocess.retries", retries)), progress=progress,
+            )
+            for info, digest in zip(the_plan.inputs, cl.gather(sums)):
+                info["sha256"] = digest
+    finally:
+        journal.close()
+    manifest = _manifest(rdr, settings, storage, the_plan, records, time.perf_counter() - t0)
+    write_manifest(out, manifest)
+    if progress:
+        n_fail = len(manifest["failed"])
+        print(f"nudask: wrote {manifest['events']} events in {len(manifest['files'])} files to {out}"
+              + (f"; {n_fail} failed (see {MANIFEST})" if n_fail else ""), flush=True)
+    return open_dataset(out)
 
-            progress_bar(futures)
-            print(flush=True)
-        records = [r for part in cl.gather(futures) for r in part]
-        for info, digest in zip(the_plan.inputs, cl.gather(sums)):
-            info["sha256"] = digest
+
+def _manifest(rdr: Reader, settings: dict, storage: dict, the_plan: Plan, records: list[dict],
+              seconds: float) -> dict:
     files = sorted((r for r in records if "file" in r), key=lambda r: r["file"]["name"])
-    manifest = new_manifest(
+    return new_manifest(
         reader=rdr.name,
         reader_options=rdr.options(),
         settings={**settings, **storage},
@@ -192,12 +236,6 @@ def preprocess(
             {"path": r["chunk"]["path"], "start": r["chunk"]["start"], "stop": r["chunk"]["stop"],
              "error": r["error"]} for r in records if "error" in r
         ],
-        run={"seconds": round(time.perf_counter() - t0, 3), "chunks": len(records),
-             "workers": sorted({r["worker"] for r in records})},
+        run={"seconds": round(seconds, 3), "chunks": len(records),
+             "workers": sorted({r["worker"] for r in records if "worker" in r})},
     )
-    write_manifest(out, manifest)
-    if progress:
-        n_fail = len(manifest["failed"])
-        print(f"nudask: wrote {manifest['events']} events in {len(files)} files to {out}"
-              + (f"; {n_fail} failed (see {MANIFEST})" if n_fail else ""), flush=True)
-    return open_dataset(out)

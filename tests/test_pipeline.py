@@ -15,6 +15,7 @@ from nudask.dataset.manifest import MANIFEST
 from nudask.errors import InputError
 from nudask.pipeline import expand_inputs
 from nudask.readers.microboone import MicroBooNEReader
+from nudask.resume import JOURNAL, RUN_FILE
 from nudask.sparse import to_dense
 
 SMALL = {"geometry": "small"}
@@ -62,7 +63,8 @@ def test_manifest_records_inputs_settings_and_files(bnb_files, tmp_path, client)
                for i in m["inputs"])
     assert sum(f["rows"] for f in m["files"]) == 16 and m["failed"] == []
     names = sorted(os.listdir(tmp_path / "ds"))
-    assert names == sorted([MANIFEST] + [f["name"] for f in m["files"]])  # no temp files left
+    expected = [MANIFEST, RUN_FILE, JOURNAL] + [f["name"] for f in m["files"]]
+    assert names == sorted(expected)  # and no temporary file left behind
     assert all(f["rows"] == f["stop"] - f["start"] for f in m["files"])
     assert ds.metadata.shape[0] == 16
 
@@ -120,12 +122,13 @@ def test_chunk_failing_mid_run_is_reported_in_skip_mode(bnb_files, tmp_path, cli
     assert not (tmp_path / "ds2" / MANIFEST).exists()
 
 
-def test_existing_output_is_not_overwritten_unless_asked(bnb_files, tmp_path, client):
+def test_other_settings_against_existing_output_are_refused(bnb_files, tmp_path, client):
     kw = dict(reader_options=SMALL, progress=False)
     nudask.preprocess(bnb_files[1], tmp_path / "ds", **kw)
-    with pytest.raises(FileExistsError, match="overwrite"):
-        nudask.preprocess(bnb_files[1], tmp_path / "ds", **kw)
-    assert len(nudask.preprocess(bnb_files[1], tmp_path / "ds", overwrite=True, **kw)) == 7
+    with pytest.raises(FileExistsError, match=r"other settings \(changed: settings\).*overwrite"):
+        nudask.preprocess(bnb_files[1], tmp_path / "ds", events_per_chunk=2, **kw)
+    ds = nudask.preprocess(bnb_files[1], tmp_path / "ds", events_per_chunk=2, overwrite=True, **kw)
+    assert len(ds) == 7 and len(ds.files) == 4
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("precious")
     with pytest.raises(FileExistsError, match="not a nudask dataset"):

@@ -1,0 +1,100 @@
+"""Resumable runs: the run's settings and a journal of finished chunks.
+
+``_run.json`` pins what a dataset folder is being written with; a rerun with
+the same settings resumes (only chunks without a verified part file run
+again), one with other settings is refused unless the user overwrites.
+``_journal.jsonl`` gets one line per finished chunk as results arrive, so a
+run killed at any point loses at most the chunks in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+from .dataset.manifest import MANIFEST, part_name
+from .dataset.write import file_sha256
+from .events import Chunk
+
+RUN_FILE = "_run.json"
+JOURNAL = "_journal.jsonl"
+
+
+def _is_nudask_file(name: str) -> bool:
+    return name.startswith(("part-", "_", ".part-"))
+
+
+def prepare_output(out: str, spec: dict, *, overwrite: bool) -> bool:
+    """Make ``out`` ready for a run with ``spec``; True if an earlier run can be resumed."""
+    names = os.listdir(out) if os.path.isdir(out) else []
+    if names and not all(_is_nudask_file(n) for n in names):
+        raise FileExistsError(
+            f"output '{out}' holds files that are not nudask's ({sorted(names)[:3]}...): "
+            "not a nudask dataset; refusing to write into it"
+        )
+    previous = None
+    if RUN_FILE in names:
+        with open(os.path.join(out, RUN_FILE)) as f:
+            previous = json.load(f)
+    elif names:
+        previous = {}
+    if previous is not None and not overwrite and previous != spec:
+        changed = sorted(k for k in set(spec) | set(previous) if spec.get(k) != previous.get(k))
+        raise FileExistsError(
+            f"output '{out}' was written with other settings (changed: {', '.join(changed)}); "
+            "pass overwrite=True (--overwrite) to replace it, or choose another --out"
+        )
+    if overwrite and names:
+        shutil.rmtree(out)
+        previous = None
+    os.makedirs(out, exist_ok=True)
+    for name in os.listdir(out):  # files of writes cut short by a kill
+        if name.endswith(".tmp"):
+            os.remove(os.path.join(out, name))
+    if previous != spec:
+        with open(os.path.join(out, RUN_FILE), "w") as f:
+            json.dump(spec, f, indent=1)
+    return previous is not None
+
+
+def finished_chunks(out: str, chunks: list[Chunk]) -> dict[Chunk, dict]:
+    """Records of ``chunks`` whose part file is there, whole, with the journal's checksum."""
+    wanted = {part_name(c): c for c in chunks}
+    records = {}
+    path = os.path.join(out, JOURNAL)
+    if not os.path.exists(path):
+        return records
+    with open(path) as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # the last line of a killed run
+                continue
+            info = record.get("file")
+            chunk = wanted.get(info["name"]) if info else None
+            if chunk is None or info["rows"] != len(chunk):
+                continue
+            part = os.path.join(out, info["name"])
+            if (os.path.exists(part) and os.path.getsize(part) == info["bytes"]
+                    and file_sha256(part) == info["sha256"]):
+                records[chunk] = record
+    return records
+
+
+class Journal:
+    """Append-only record of finished chunks (one JSON line each, flushed)."""
+
+    def __init__(self, out: str):
+        self._f = open(os.path.join(out, JOURNAL), "a")
+
+    def add(self, record: dict) -> None:
+        self._f.write(json.dumps(record) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def is_complete(out: str) -> bool:
+    return os.path.exists(os.path.join(out, MANIFEST))
