@@ -174,7 +174,8 @@ def _nonzero_samples(adc: RowBlocks, a: int, b: int, ticks: int):
     """Rows, ticks and values of the non-zero samples of rows ``[a, b)``."""
     rows, tick, value = [], [], []
     for row0, block in adc.blocks(a, b):
-        flat = np.flatnonzero(block != 0)
+        mask = adc.scratch(block.shape, bool)  # reused: fresh pages cost more than the compare
+        flat = np.flatnonzero(np.not_equal(block, 0, out=mask))
         value.append(block.reshape(-1)[flat])
         r, t = np.divmod(flat, ticks)
         rows.append(r + row0)

@@ -39,6 +39,14 @@ class RowBlocks:
         self.band_rows = dset.chunks[0] if self.fast else (dset.chunks or (band_rows,))[0]
         self._band: tuple[int, np.ndarray] | None = None  # (band index, rows)
         self.inflated = 0  # chunks inflated so far (to check none is done twice)
+        self._scratch: np.ndarray | None = None
+
+    def scratch(self, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """A reusable buffer of ``shape`` for work on a block (valid until the next call)."""
+        size = int(np.prod(shape))
+        if self._scratch is None or self._scratch.size < size or self._scratch.dtype != dtype:
+            self._scratch = np.empty(max(size, self.band_rows * self.dset.shape[1]), dtype)
+        return self._scratch[:size].reshape(shape)
 
     def blocks(self, start: int, stop: int) -> Iterator[tuple[int, np.ndarray]]:
         step = self.band_rows
@@ -61,6 +69,8 @@ class RowBlocks:
             return self.dset[r0:r1]
         ccols = self.dset.chunks[1]
         ncols = self.dset.shape[1]
+        if ccols >= ncols:  # whole rows in one chunk: use the inflated buffer as it is
+            return self._inflate((r0, 0))[: r1 - r0, :ncols]
         out = np.empty((r1 - r0, ncols), self.dset.dtype)
         for c0 in range(0, ncols, ccols):
             chunk = self._inflate((r0, c0))
