@@ -31,5 +31,5 @@ def nova_file(tmp_path_factory):
 def client():
     """An in-process Dask cluster: quick to start, enough for most tests."""
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                      dashboard_address=":0") as cluster, Client(cluster) as c:
+                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as c:
         yield c

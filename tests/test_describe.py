@@ -20,15 +20,6 @@ SMALL_WIRES, SMALL_BINS = (240, 240, 346), -(-1280 // 6)
 
 
 @pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
-        with Client(cluster) as c:
-            yield c
-
-
-@pytest.fixture(scope="module")
 def mb(tmp_path_factory, client):
     """Two simulated MicroBooNE files (7 + 5 events) and one unreadable input, skipped."""
     tmp = tmp_path_factory.mktemp("mb")

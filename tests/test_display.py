@@ -14,15 +14,6 @@ YELLOW = np.array([253, 231, 37])  # viridis at 1.0: pixels at the top of the co
 
 
 @pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
-        with Client(cluster) as c:
-            yield c
-
-
-@pytest.fixture(scope="module")
 def mb(tmp_path_factory, client):
     tmp = tmp_path_factory.mktemp("mb")
     nudask.simulate_microboone(tmp / "bnb.h5", n_events=4, seed=0, geometry="small")

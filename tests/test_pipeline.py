@@ -38,7 +38,7 @@ def dataset_ids(ds):
 def test_local_process_cluster_conserves_every_event(bnb_files, tmp_path):
     """A real LocalCluster of worker processes: each input event lands once."""
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster):
+                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster):
         ds = nudask.preprocess(bnb_files, tmp_path / "ds", reader_options=SMALL,
                                events_per_chunk=2, progress=False)
     assert sorted(dataset_ids(ds)) == sorted(input_ids(bnb_files))

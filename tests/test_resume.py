@@ -109,7 +109,7 @@ def test_local_worker_killed_mid_run_loses_no_event(tmp_path):
                                              geometry="small", seed=k, subrun=k)) for k in (0, 1)]
     out = str(tmp_path / "ds")
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
+                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
         pids = client.run(os.getpid)
         result = {}
         run = threading.Thread(target=lambda: result.update(ds=nudask.preprocess(

@@ -28,6 +28,15 @@ def open_h5(path: str) -> Iterator[h5py.File]:
         yield f
 
 
+def h5_holds(path, present: Sequence[str], absent: Sequence[str] = (), *, unreadable: bool) -> bool:
+    """Whether the HDF5 file has the ``present`` names and none of the ``absent`` ones."""
+    try:
+        with h5py.File(path, "r") as f:
+            return all(n in f for n in present) and not any(n in f for n in absent)
+    except OSError:
+        return unreadable
+
+
 def require_group(f: h5py.File, path: str, name: str, hint: str = "") -> h5py.Group:
     obj = f.get(name)
     if not isinstance(obj, h5py.Group):

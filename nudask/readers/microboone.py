@@ -19,7 +19,14 @@ from ..events import Chunk, Event, EventId, ViewSpec
 from ..geometry import PLANE_NAMES, get_geometry
 from ..render import WireRender, render_wire_samples
 from .base import FieldSpec, Reader
-from .hdf5_files import column_values, field_spec, open_h5, require_columns, require_group
+from .hdf5_files import (
+    column_values,
+    field_spec,
+    h5_holds,
+    open_h5,
+    require_columns,
+    require_group,
+)
 from .row_blocks import RowBlocks
 from .seq_index import SeqIndex
 
@@ -47,15 +54,9 @@ class MicroBooNEReader(Reader):
 
     @classmethod
     def guess_can_open(cls, path) -> bool:
-        import h5py
-
-        if not super().guess_can_open(path):
-            return False
-        try:
-            with h5py.File(path, "r") as f:
-                return "event_table" in f and "neutrino" not in f
-        except OSError:
-            return True  # let read() explain what is wrong with it
+        # an unreadable .h5 is claimed, so that read() explains what is wrong with it
+        return super().guess_can_open(path) and h5_holds(
+            path, ["event_table"], ["neutrino"], unreadable=True)
 
     def options(self) -> dict[str, Any]:
         return {"geometry": self.geometry.name, **self.render.to_dict()}

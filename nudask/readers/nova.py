@@ -30,7 +30,14 @@ from ..errors import InputError
 from ..events import Chunk, Event, EventId, ViewSpec
 from ..sparse import to_coo
 from .base import FieldSpec, Reader
-from .hdf5_files import column_values, field_spec, open_h5, require_columns, require_group
+from .hdf5_files import (
+    column_values,
+    field_spec,
+    h5_holds,
+    open_h5,
+    require_columns,
+    require_group,
+)
 
 VIEWS = ("xz", "yz")
 SHAPE = (2, 100, 80)
@@ -72,15 +79,8 @@ class NOvAReader(Reader):
 
     @classmethod
     def guess_can_open(cls, path) -> bool:
-        import h5py
-
-        if not super().guess_can_open(path):
-            return False
-        try:
-            with h5py.File(path, "r") as f:
-                return "cvnmap" in f and "neutrino" in f
-        except OSError:
-            return False
+        return super().guess_can_open(path) and h5_holds(
+            path, ["cvnmap", "neutrino"], unreadable=False)
 
     def views(self, path: str) -> dict[str, ViewSpec]:
         with open_h5(path) as f:
