@@ -259,3 +259,16 @@ def test_corrupt_chunk_is_an_input_error(small, bnb_files, tmp_path):
         fh.write(b"\xff" * 64)
     with pytest.raises(InputError, match="corrupt.h5.*cannot read events"):
         list(small.read(Chunk(str(path), "microboone", 0, 2)))
+
+
+def test_file_without_events(small, tmp_path):
+    path = tmp_path / "bnb_WithWire_00.h5"
+    with h5py.File(path, "w") as f:
+        for table in ("event_table", "wire_table"):
+            g = f.create_group(table)
+            g.create_dataset("event_id", shape=(0, 3), dtype="i4")
+            g.create_dataset("event_id.seq_cnt", shape=(0, 2), dtype="i8")
+        for col, width in (("local_plane", 1), ("local_wire", 1), ("adc", 1280)):
+            f["wire_table"].create_dataset(col, shape=(0, width), dtype="f4")
+    with pytest.raises(InputError, match="bnb_WithWire_00.h5.*holds no events"):
+        small.event_weights(str(path))
