@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup demo test test-fast test-container lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,11 @@ setup: $(BIN)/.installed           ## create .venv and install nudask with its t
 demo: setup                        ## simulate a sample, preprocess it on a local Dask cluster, describe it
 	$(BIN)/python jobs/demo.py
 
-test: setup                        ## the whole test suite, slow tests included (what CI runs)
-	$(BIN)/python -m pytest
+test: setup                        ## the test suite, slow and SLURM tests included (what CI runs)
+	$(BIN)/python -m pytest -m "not container"
+
+test-container: setup              ## build Singularity.def for real with Apptainer and run its %test (minutes)
+	$(BIN)/python -m pytest -m container
 
 test-fast: setup                   ## the suite without the slow tests
 	$(BIN)/python -m pytest -m "not slow"

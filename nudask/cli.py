@@ -62,6 +62,20 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--eight-bit", action="store_true", help="store 8-bit values (lossy, PNG-like)")
     s.add_argument("--scheduler", help="address of a running Dask scheduler to use")
     s.add_argument("--workers", type=int, help="workers of the local cluster (default: one per core)")
+    from .cluster import parse_cluster_option
+
+    s.add_argument("--cluster", metavar="PROFILE",
+                   help="run on a SLURMCluster of this profile (slurm-cpu, slurm-cpu-apptainer, "
+                        "slurm-gpu, local-slurm; see deploy/jobqueue.yaml)")
+    s.add_argument("--jobs", type=int, default=2,
+                   help="SLURM worker jobs to keep while the run lasts (with --cluster; default 2)")
+    s.add_argument("--cluster-option", action="append", type=parse_cluster_option, default=[],
+                   metavar="KEY=VALUE", help="override a profile option, e.g. --cluster-option "
+                   "walltime=08:00:00 --cluster-option queue=long")
+    s.add_argument("--profiles", metavar="FILE",
+                   help="cluster profiles file (default: $NUDASK_JOBQUEUE, else nudask's own)")
+    s.add_argument("--dry-run", action="store_true",
+                   help="print the worker job script of --cluster (default slurm-cpu) and exit")
 
     s = sub.add_parser("describe", help="statistics of a dataset (events, truth, storage)")
     s.add_argument("dataset")
@@ -107,7 +121,20 @@ def _preprocess(a: argparse.Namespace) -> None:
         reader=a.reader, reader_options=dict(a.reader_option), events_per_chunk=a.events_per_chunk,
         on_error=a.on_error, overwrite=a.overwrite, eight_bit=a.eight_bit or None,
     )
-    if a.scheduler or a.workers:
+    if a.dry_run:
+        from .cluster import DEFAULT_PROFILE, job_script
+
+        print(job_script(a.cluster or DEFAULT_PROFILE, profiles=a.profiles, **dict(a.cluster_option)))
+        return
+    if a.cluster:
+        from .cluster import slurm_cluster
+
+        with slurm_cluster(a.cluster, jobs=a.jobs, profiles=a.profiles,
+                           **dict(a.cluster_option)) as cluster, Client(cluster) as client:
+            print(f"nudask: SLURM cluster '{a.cluster}' keeping {a.jobs} worker jobs; "
+                  f"dashboard: {client.dashboard_link}", flush=True)
+            ds = preprocess(a.inputs, a.out, client=client, **kwargs)
+    elif a.scheduler or a.workers:
         cluster = None if a.scheduler else local_cluster(n_workers=a.workers)
         with Client(a.scheduler or cluster) as client:
             print(f"nudask: dashboard: {client.dashboard_link}", flush=True)

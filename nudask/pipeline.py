@@ -195,19 +195,24 @@ def preprocess(
         print(f"nudask: resuming: {len(done)} of {len(the_plan.chunks)} chunks already written")
 
     from .cluster import client_or_local
+    from .monitor import monitor_run
 
     t0 = time.perf_counter()
     bag = build(rdr, todo, the_plan.schema, out, storage=storage)
     journal = Journal(out)
     try:
-        with client_or_local(client, verbose=progress) as cl:
+        with client_or_local(client, verbose=progress) as cl, monitor_run(
+            cl, out, report=config.get("preprocess.performance-report")) as run_log:
             sums = []
             if config.get("preprocess.checksum", checksum):
                 sums = cl.map(file_sha256, [i["path"] for i in the_plan.inputs], pure=False)
-            records = list(done.values()) + _run(
+            new = _run(
                 cl, bag, todo, journal=journal, on_error=on_error,
                 retries=int(config.get("preprocess.retries", retries)), progress=progress,
             )
+            run_log.add_chunks(new)  # this run's chunks only: events/s of this run
+            run_log.extra["resumed_chunks"] = len(done)
+            records = list(done.values()) + new
             for info, digest in zip(the_plan.inputs, cl.gather(sums)):
                 info["sha256"] = digest
     finally:

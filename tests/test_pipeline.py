@@ -64,7 +64,8 @@ def test_manifest_records_inputs_settings_and_files(bnb_files, tmp_path, client)
                for i in m["inputs"])
     assert sum(f["rows"] for f in m["files"]) == 16 and m["failed"] == []
     names = sorted(os.listdir(tmp_path / "ds"))
-    expected = [MANIFEST, RUN_FILE, JOURNAL] + [f["name"] for f in m["files"]]
+    expected = [MANIFEST, RUN_FILE, JOURNAL, "_performance.html", "_run_log.json"]
+    expected += [f["name"] for f in m["files"]]
     assert names == sorted(expected)  # and no temporary file left behind
     assert all(f["rows"] == f["stop"] - f["start"] for f in m["files"])
     assert ds.metadata.shape[0] == 16
