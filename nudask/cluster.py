@@ -57,15 +57,29 @@ def local_cluster(**overrides) -> LocalCluster:
         return LocalCluster(processes=True, dashboard_address=opts.pop("dashboard_address"), **opts)
 
 
-def worker_malloc() -> dask.config.set:
-    """Config context: worker processes started inside it get :data:`WORKER_MALLOC`.
+@contextmanager
+def worker_malloc() -> Iterator[None]:
+    """Worker processes started inside this context get :data:`WORKER_MALLOC`.
 
     The nanny applies ``distributed.nanny.pre-spawn-environ`` before it spawns
-    the worker (too late for glibc any later). SLURM workers get the same
-    variables from their profile's ``job-script-prologue``.
+    the worker (too late for glibc any later), but values already in this
+    process's ``os.environ`` win over it, and it leaves its own there: so both
+    are set here and ``os.environ`` is restored afterwards, keeping other
+    clusters of this process unaffected. SLURM workers get the same variables
+    from their profile's ``job-script-prologue``.
     """
+    saved = {k: os.environ.get(k) for k in WORKER_MALLOC}
+    os.environ.update(WORKER_MALLOC)
     environ = {**dask.config.get("distributed.nanny.pre-spawn-environ"), **WORKER_MALLOC}
-    return dask.config.set({"distributed.nanny.pre-spawn-environ": environ})
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+            yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def current_client() -> Client | None:

@@ -201,3 +201,13 @@ def test_cli_dry_run_prints_the_job_script(capsys, tmp_path):
     for line in ("#SBATCH -t 12:00:00", "#SBATCH -p a100", "#SBATCH --gres=gpu:1"):
         assert line in out.splitlines(), line
     assert "apptainer exec --nv" in out and not (tmp_path / "ds").exists()
+
+
+def test_local_workers_get_malloc_settings_without_leaking_them():
+    from nudask.cluster import WORKER_MALLOC, local_cluster
+
+    before = {k: os.environ.get(k) for k in WORKER_MALLOC}
+    with local_cluster(n_workers=1) as cluster, Client(cluster) as client:
+        seen = client.run(lambda: {k: os.environ.get(k) for k in WORKER_MALLOC})
+    assert list(seen.values()) == [WORKER_MALLOC]
+    assert {k: os.environ.get(k) for k in WORKER_MALLOC} == before
