@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test test-fast test-container lint bench clean
+.PHONY: setup demo test test-fast test-container lint bench bench-train clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ lint: setup
 
 bench: setup                       ## preprocessing benchmark table (see BENCHMARKS.md)
 	$(BIN)/python tests/benchmarks/bench_preprocess.py
+
+bench-train: setup                 ## training input and throughput benchmark (see TRAINING.md)
+	$(BIN)/python tests/benchmarks/bench_train.py
 
 clean:
 	rm -rf demo .pytest_cache

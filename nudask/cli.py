@@ -91,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+RUNS = {"bnb": 5000, "nue": 7000}  # distinct event ids across simulated samples
+
+
 def _simulate(a: argparse.Namespace) -> None:
     from .simulate import simulate_microboone, simulate_nova
 
@@ -105,7 +108,7 @@ def _simulate(a: argparse.Namespace) -> None:
             path = simulate_microboone(
                 os.path.join(a.out, f"{a.sample}_{kind}_{k:02d}.h5"), n_events=a.events, seed=seed,
                 sample=a.sample, geometry=a.geometry, with_wire=not a.no_wire,
-                first_event=1 + k * a.events, subrun=k,
+                first_event=1 + k * a.events, run=RUNS[a.sample], subrun=a.seed * 100 + k,
             )
         print(path)
 

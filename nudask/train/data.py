@@ -1,0 +1,261 @@
+"""A dataset made ready for training: checked, labelled, selected, split; batch sources per split.
+
+Only the metadata columns are read up front (a few numbers per event); the
+images are streamed by :class:`~nudask.train.stream.BatchSource`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as pads
+
+from ..dataset import open_dataset
+from ..dataset.manifest import MANIFEST
+from ..schema import SCHEMA_VERSION, coo_columns, schema_info
+from . import split as splits
+from . import targets
+from .balance import class_counts, class_weights
+from .config import Config, ConfigError
+from .prepare import ViewPrep, default_factor
+from .stream import BatchSource, Layout
+
+
+class DataError(ValueError):
+    """A dataset (or a selection of it) training cannot use; the message says why and what to do."""
+
+
+def manifest_sha256(path: str) -> str:
+    with open(os.path.join(path, MANIFEST), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+@dataclass
+class Data:
+    """Everything known about the events before any image is read."""
+
+    path: str
+    cfg: Config
+    fmt: str
+    task: targets.Task
+    meta: pd.DataFrame
+    truth: pd.DataFrame
+    y: np.ndarray
+    keep: np.ndarray
+    split: np.ndarray
+    layout: Layout
+    preps: dict[str, ViewPrep]
+    columns: dict[str, list[str]]
+    centres: dict[str, np.ndarray] = field(default_factory=dict)
+    views: dict = field(default_factory=dict)
+    manifest: dict = field(default_factory=dict)
+    checksum: str = ""
+
+    def rows(self, name: str) -> np.ndarray:
+        """Global rows of the selected events of split ``name``, in storage order."""
+        return np.flatnonzero(self.keep & (self.split == splits.code(name)))
+
+    def source(
+        self,
+        name: str,
+        *,
+        shuffle: bool | None = None,
+        densify: str | None = None,
+        batch_size: int | None = None,
+    ) -> BatchSource:
+        i, train = self.cfg.input, name == "train"
+        weights = None
+        if train and self.cfg.task.balance == "class_weights":
+            cw = class_weights(self.y[self.rows("train")].astype(np.int64), self.task.n_classes)
+            weights = np.where(self.y >= 0, cw[np.clip(self.y, 0, None).astype(np.int64)], 0.0)
+        return BatchSource(
+            self.layout,
+            self.rows(name),
+            self.preps,
+            self.columns,
+            self.y,
+            batch_size=batch_size or i.batch_size,
+            buffer_events=i.buffer_events,
+            shuffle=train if shuffle is None else shuffle,
+            seed=self.cfg.train.seed,
+            balance=self.cfg.task.balance if train else "none",
+            weights=weights,
+            centres=self.centres,
+            densify=densify or i.densify,
+            capacity=i.device_capacity,
+            prefetch=i.max_queue_size + i.workers,
+            y_dtype=np.int32 if self.task.kind == "classes" else np.float32,
+        )
+
+    def summary(self) -> dict:
+        """Events per split (and per class), for the run folder and the report."""
+        out = {"events": int(self.layout.n_rows), "selected": int(self.keep.sum())}
+        for name in splits.NAMES:
+            rows = self.rows(name)
+            entry: dict = {"events": int(rows.size)}
+            if self.task.kind != "regression":
+                counts = class_counts(self.y[rows].astype(np.int64), self.task.n_classes)
+                entry["classes"] = dict(zip(self.task.classes, counts.tolist()))
+            out[name] = entry
+        return out
+
+
+def _check_schema(layout: Layout, path: str, needed: list[str]) -> None:
+    for file, md in zip(layout.files, layout.metadata):
+        schema = md.schema.to_arrow_schema()
+        version = schema_info(schema).get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise DataError(
+                f"'{file}' has schema version {version}; this nudask reads version "
+                f"{SCHEMA_VERSION}: preprocess the inputs again with this nudask"
+            )
+        missing = [c for c in needed if c not in schema.names]
+        if missing:
+            raise DataError(
+                f"'{file}' in dataset '{path}' lacks the columns {missing} that training "
+                f"needs: preprocess the inputs again (or pick other views / targets)"
+            )
+
+
+def _preps(cfg: Config, views: dict, manifest: dict) -> dict[str, ViewPrep]:
+    i = cfg.input
+    names = i.views or list(views)
+    unknown = [v for v in names if v not in views]
+    if unknown:
+        raise ConfigError(f"input.views: {unknown} not in the dataset; its views are {list(views)}")
+    out = {}
+    for name in names:
+        spec = views[name]
+        if len(spec.shape) != 2:
+            raise DataError(f"view '{name}' has {len(spec.shape)} axes; training takes 2-D views")
+        scale = manifest.get("views", {}).get(name, {}).get("scale")
+        window = tuple(i.crop_size) if i.crop != "none" else tuple(spec.shape)
+        factor = (
+            i.scale_factor if i.scale_factor is not None else default_factor(i.scale, spec.vmax, spec.dtype)
+        )
+        out[name] = ViewPrep(
+            name,
+            tuple(spec.shape),
+            window,
+            i.crop,
+            tuple(i.crop_origin),
+            tuple(i.downsample),
+            i.scale,
+            float(factor),
+            scale,
+        )
+    if i.densify == "device" and i.scale == "log" and tuple(i.downsample) != (1, 1):
+        raise ConfigError(
+            "input.densify: device sums downsampled pixels on the device, after "
+            "scaling: use scale: linear with downsampling there, or densify: host"
+        )
+    return out
+
+
+def _check_classes(data: Data) -> None:
+    task = data.task
+    if not data.keep.any():
+        raise DataError(
+            f"the selection keeps none of the {data.layout.n_rows} events "
+            f"(task.select={data.cfg.task.select!r}, task.energy_top_fraction="
+            f"{data.cfg.task.energy_top_fraction}): loosen it"
+        )
+    for name in ("train", "test"):
+        rows = data.rows(name)
+        if rows.size == 0:
+            raise DataError(
+                f"the {name} split is empty ({int(data.keep.sum())} of {data.layout.n_rows} events "
+                f"selected; split.test={data.cfg.split.test}): use more events or loosen task.select"
+            )
+        if task.kind == "regression":
+            continue
+        counts = class_counts(data.y[rows].astype(np.int64), task.n_classes)
+        empty = [c for c, n in zip(task.classes, counts) if n == 0]
+        if (task.kind == "binary" and empty) or (counts > 0).sum() < 2:
+            raise DataError(
+                f"class {empty} has no events in the {name} split after selection "
+                f"({dict(zip(task.classes, counts.tolist()))}): check task.select, "
+                f"task.energy_top_fraction and that the dataset holds both kinds of events"
+            )
+    if data.cfg.split.validation > 0 and data.rows("validation").size == 0:
+        raise DataError(
+            "the validation split is empty: use more events, or split.validation: 0 "
+            "to train without validation"
+        )
+
+
+def load_data(cfg: Config, path: str | None = None) -> Data:
+    """Open, check and label the dataset of ``cfg`` (or at ``path``)."""
+    path = path or cfg.data
+    if not path:
+        raise ConfigError("no dataset: pass --data PATH or set data: in the config")
+    try:
+        ds = open_dataset(path)
+    except FileNotFoundError as err:
+        raise DataError(str(err)) from None
+    except ValueError as err:
+        raise DataError(str(err)) from None
+    if not ds.files:
+        raise DataError(f"dataset '{path}' holds no files")
+    layout = Layout.of(ds.files)
+    fmt = targets.detect_format(ds.schema.names, ds.manifest.get("reader"))
+    preps = _preps(cfg, ds.views, ds.info)
+    columns = {v: [f"{v}_{a}" for a in ds.views[v].axes] + [f"{v}_value"] for v in preps}
+    try:
+        needed_meta = targets.required_columns(fmt, cfg.input.crop)
+        task = targets.make_task(cfg.task.target, fmt)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    _check_schema(layout, path, needed_meta + [c for v in preps for c in coo_columns(ds.views[v])])
+    image_cols = {c for v in ds.views.values() for c in (f"{v.name}_shape", *coo_columns(v))}
+    read = [c for c in ds.schema.names if c not in image_cols and c != "source_file"]  # small: no images
+    meta = pads.dataset(ds.files, format="parquet").to_table(columns=read).to_pandas()
+    if len(meta) != layout.n_rows:
+        raise DataError(f"dataset '{path}': metadata has {len(meta)} rows, files {layout.n_rows}")
+    truth = targets.truth(meta, fmt)
+    y = targets.labels(truth, task)
+    keep = targets.select(
+        meta,
+        truth,
+        y,
+        task,
+        query=cfg.task.select,
+        top_fraction=cfg.task.energy_top_fraction,
+        top_classes=cfg.task.energy_top_classes,
+    )
+    if task.kind == "regression" and cfg.task.balance != "none":
+        raise ConfigError(f"task.balance: {cfg.task.balance} needs a classification target, not {task.name}")
+    code = splits.assign(
+        meta["run"],
+        meta["subrun"],
+        meta["event"],
+        test=cfg.split.test,
+        validation=cfg.split.validation,
+        seed=cfg.split.seed,
+    )
+    factor = int(ds.manifest.get("reader_options", {}).get("factor", 1) or 1)
+    centres = {v: targets.vertex_pixels(meta, v, factor) for v in preps} if cfg.input.crop == "vertex" else {}
+    data = Data(
+        os.path.abspath(path),
+        cfg,
+        fmt,
+        task,
+        meta,
+        truth,
+        y,
+        keep,
+        code,
+        layout,
+        preps,
+        columns,
+        centres,
+        {v: ds.views[v] for v in preps},
+        ds.manifest,
+        manifest_sha256(path),
+    )
+    _check_classes(data)
+    return data

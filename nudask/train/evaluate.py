@@ -1,0 +1,275 @@
+"""Evaluate a run on its test split: predictions, metrics, plots, summary page.
+
+``python -m nudask.evaluate RUN`` (or ``python -m nudask.train.evaluate RUN``)
+loads the run's best model (``--model last`` for the last), streams the test
+events of the dataset named in the run's config (``--data`` if it moved),
+and writes ``predictions.csv``, ``metrics.json``, ``plots/*.png``,
+``summary.md`` and ``index.html`` into the run folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..display import display_array
+from . import metrics as M
+from . import report
+from .config import load as load_config
+from .data import Data, load_data
+from .run import write_json
+
+
+def _predict(model, data: Data, verbose: int):
+    from .feed import stream
+
+    source = data.source("test", shuffle=False)
+    prob = np.asarray(model.predict(stream(source, data.cfg.input), verbose=verbose), np.float64)
+    rows = source.plan.order
+    return rows, prob[:, 0] if prob.shape[1] == 1 else prob
+
+
+def _predictions(data: Data, rows: np.ndarray, prob: np.ndarray) -> pd.DataFrame:
+    df = data.meta.iloc[rows][["run", "subrun", "event"]].reset_index(drop=True)
+    t = data.truth.iloc[rows].reset_index(drop=True)
+    df = pd.concat([df, t[["category", "mode", "energy", "lep_energy"]]], axis=1)
+    df["label"] = data.y[rows]
+    task = data.task
+    if task.kind == "binary":
+        df["score"] = prob
+        df["predicted"] = (prob >= 0.5).astype(int)
+    elif task.kind == "classes":
+        for k, c in enumerate(task.classes):
+            df[f"p_{c}"] = prob[:, k]
+        df["predicted"] = prob.argmax(1)
+    else:
+        df["prediction"] = prob
+    return df
+
+
+def _metrics(data: Data, df: pd.DataFrame, prob: np.ndarray) -> dict:
+    task, bins = data.task, data.cfg.report.energy_bins
+    energy, cat, mode = df["energy"].to_numpy(), df["category"].to_numpy(), df["mode"].to_numpy()
+    out: dict = {"task": task.name, "kind": task.kind, "split": "test"}
+    pos = energy > 0
+    edges = M.energy_edges(energy[pos], bins) if pos.sum() > 1 else np.array([0.0, 1.0])
+    if task.kind == "regression":
+        y, pred = df["label"].to_numpy(float), prob
+
+        def res(a, b):
+            r = M.regression(a, b)
+            return {"resolution": r["resolution"], "bias": r["bias"]}
+
+        out["overall"] = M.regression(y, pred)
+        out["by_category"] = M.grouped(cat, res, y, pred)
+        out["vs_energy"] = M.binned(energy, edges, res, y, pred)
+    else:
+        y = df["label"].to_numpy(np.int64)
+        out["overall"] = M.classification(y, prob, list(task.classes))
+        correct = (df["predicted"].to_numpy() == y).astype(float)
+        out["by_category"] = M.grouped(cat, lambda c: float(c.mean()), correct)
+        out["vs_energy"] = M.binned(energy[pos], edges, lambda c: float(c.mean()), correct[pos])
+    if (mode != "").any():
+        key = "resolution" if task.kind == "regression" else None
+        out["by_mode"] = (
+            M.grouped(mode, res, y, pred) if key else M.grouped(mode, lambda c: float(c.mean()), correct)
+        )
+    return out
+
+
+def _displays(data: Data, df: pd.DataFrame, n: int) -> tuple[list[dict], list[str]]:
+    source = data.source("test", shuffle=False, densify="host", batch_size=max(n, 1))
+    x = source.batch(0)[0]
+    images, titles = [], []
+    for k in range(min(n, len(df))):
+        images.append({v: display_array(x[v][k, ..., 0], data.views[v]) for v in data.preps})
+        r = df.iloc[k]
+        pred = (
+            f"score {r['score']:.2f}"
+            if "score" in r
+            else f"pred {r['prediction']:.2f}"
+            if "prediction" in r
+            else f"pred {data.task.classes[int(r['predicted'])]}"
+        )
+        truth = data.task.classes[int(r["label"])] if data.task.kind != "regression" else f"{r['label']:.2f}"
+        titles.append(
+            f"{r['run']}/{r['subrun']}/{r['event']} {r['category']} E={r['energy']:.2f}\ntrue {truth}, {pred}"
+        )
+    return images, titles
+
+
+def _plots(run: Path, data: Data, df: pd.DataFrame, prob: np.ndarray, res: dict) -> list[Path]:
+    plots, task = run / "plots", data.task
+    files: list[Path] = []
+    history = json.loads((run / "history.json").read_text()) if (run / "history.json").exists() else []
+    if history:
+        files += report.plot_history(history, plots)
+    if task.kind == "regression":
+        y = df["label"].to_numpy(float)
+        files += report.plot_regression(y, prob, task.name.replace("_", " "), plots)
+        files.append(
+            report.plot_binned(
+                res["vs_energy"],
+                {"resolution": "resolution", "bias": "bias"},
+                "(pred - true) / true",
+                "resolution and bias",
+                plots / "resolution_vs_energy.png",
+            )
+        )
+        files.append(
+            report.plot_groups(
+                res["by_category"],
+                "resolution",
+                "resolution",
+                "resolution per interaction category",
+                plots / "resolution_by_category.png",
+            )
+        )
+    else:
+        y, o = df["label"].to_numpy(np.int64), res["overall"]
+        files.append(report.plot_confusion(o["confusion"], list(task.classes), plots / "confusion.png"))
+        aucs = {task.classes[1]: o["roc_auc"]} if task.kind == "binary" else o["roc_auc_per_class"]
+        files.append(report.plot_roc(y, prob, list(task.classes), aucs, plots / "roc.png"))
+        if task.kind == "binary":
+            files.append(report.plot_scores(y, prob, list(task.classes), plots / "scores.png"))
+        err = [M.error_of_mean(b["value"], b["events"]) for b in res["vs_energy"]]
+        files.append(
+            report.plot_binned(
+                res["vs_energy"],
+                {"accuracy": "accuracy"},
+                "accuracy",
+                "accuracy against true energy",
+                plots / "accuracy_vs_energy.png",
+                {"accuracy": err},
+            )
+        )
+        files.append(
+            report.plot_groups(
+                res["by_category"],
+                None,
+                "accuracy",
+                "accuracy per interaction category (CC/NC x flavour)",
+                plots / "accuracy_by_category.png",
+            )
+        )
+        if "by_mode" in res:
+            files.append(
+                report.plot_groups(
+                    res["by_mode"],
+                    None,
+                    "accuracy",
+                    "accuracy per interaction mode",
+                    plots / "accuracy_by_mode.png",
+                )
+            )
+    if data.cfg.report.event_displays > 0:
+        images, titles = _displays(data, df, data.cfg.report.event_displays)
+        files.append(report.plot_events(images, titles, plots / "events.png"))
+    return files
+
+
+def _headline(res: dict) -> dict:
+    o = res["overall"]
+    keys = (
+        ("events", "resolution", "bias", "resolution_68", "mae", "rmse")
+        if res["kind"] == "regression"
+        else (
+            "events",
+            "accuracy",
+            "accuracy_balanced",
+            "accuracy_balanced_subset",
+            "precision",
+            "recall",
+            "f1",
+            "roc_auc",
+            "f1_macro",
+            "roc_auc_macro",
+        )
+    )
+    return {k: o[k] for k in keys if k in o}
+
+
+def evaluate_run(
+    run: str | Path,
+    *,
+    data: Data | None = None,
+    model=None,
+    which: str = "best",
+    data_path: str | None = None,
+    verbose: int = 1,
+) -> dict:
+    """Evaluate the run folder ``run``; returns the metrics (also written to metrics.json)."""
+    import keras
+
+    from . import models  # noqa: F401  (registers the custom layers for loading)
+
+    run = Path(run)
+    cfg = load_config(run / "config.yaml")
+    data = data or load_data(cfg, data_path)
+    recorded = json.loads((run / "dataset.json").read_text()).get("manifest_sha256")
+    model = model or keras.models.load_model(run / f"model_{which}.keras")
+    rows, prob = _predict(model, data, verbose)
+    df = _predictions(data, rows, prob)
+    df.to_csv(run / "predictions.csv", index=False)
+    res = _metrics(data, df, prob)
+    res["model"] = f"model_{which}.keras"
+    res["dataset_matches_run"] = recorded == data.checksum
+    write_json(run / "metrics.json", res)
+    files = _plots(run, data, df, prob, res)
+    state = json.loads((run / "checkpoints" / "state.json").read_text())
+    info = {
+        "title": f"nudask run {run.parent.name}/{run.name}: {data.task.name} ({data.task.kind})",
+        "facts": {
+            "dataset": data.path,
+            "format": data.fmt,
+            "model": f"{cfg.model.name}, {res['model']} "
+            f"(best epoch {state.get('best_epoch')} of {state.get('epoch')}, {state.get('monitor')})",
+            "events (train/validation/test)": "/".join(
+                str(data.rows(s).size) for s in ("train", "validation", "test")
+            ),
+            "dataset unchanged since training": res["dataset_matches_run"],
+        },
+    }
+    files += [
+        run / f
+        for f in (
+            "config.yaml",
+            "command.txt",
+            "environment.json",
+            "dataset.json",
+            "history.json",
+            "history.csv",
+            "model_best.keras",
+            "model_last.keras",
+            "metrics.json",
+            "predictions.csv",
+        )
+        if (run / f).exists()
+    ]
+    report.write_summary(run, info, _headline(res), files)
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m nudask.evaluate", description=__doc__.split("\n\n")[0])
+    p.add_argument("run", help="run folder written by python -m nudask.train")
+    p.add_argument("--model", choices=("best", "last"), default="best", help="which model (default best)")
+    p.add_argument("--data", help="dataset folder, if it moved since training")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    a = p.parse_args(argv)
+    from .__main__ import friendly_errors
+
+    with friendly_errors("nudask.evaluate"):
+        res = evaluate_run(a.run, which=a.model, data_path=a.data, verbose=0 if a.quiet else 1)
+        print(json.dumps(_headline(res), indent=1))
+        print(f"report: {Path(a.run) / 'index.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

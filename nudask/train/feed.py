@@ -1,0 +1,58 @@
+"""The Keras face of a :class:`~nudask.train.stream.BatchSource`: a small ``PyDataset``.
+
+Batches are prepared ahead by ``workers`` threads (pyarrow and numpy do the
+work outside the GIL) or processes, ``max_queue_size`` deep. The epoch, and so
+the shuffled order, is set by :class:`EpochSync` before Keras starts fetching
+the epoch's batches; the same epoch number always gives the same order.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from .stream import BatchSource
+
+
+class KerasStream(keras.utils.PyDataset):
+    """Batches of a :class:`BatchSource` for ``model.fit`` / ``evaluate`` / ``predict``."""
+
+    def __init__(
+        self,
+        source: BatchSource,
+        *,
+        workers: int = 2,
+        use_multiprocessing: bool = False,
+        max_queue_size: int = 4,
+    ):
+        super().__init__(
+            workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
+        )
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int):
+        return self.source.batch(index)
+
+
+def stream(source: BatchSource, cfg_input) -> KerasStream:
+    """A :class:`KerasStream` with the parallelism of the ``input`` config section."""
+    return KerasStream(
+        source,
+        workers=cfg_input.workers,
+        use_multiprocessing=cfg_input.use_multiprocessing,
+        max_queue_size=cfg_input.max_queue_size,
+    )
+
+
+class EpochSync(keras.callbacks.Callback):
+    """Sets the epoch of the training stream (its shuffle seed) as each epoch begins."""
+
+    def __init__(self, *streams: KerasStream):
+        super().__init__()
+        self.streams = streams
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for s in self.streams:
+            s.source.set_epoch(epoch)

@@ -1,0 +1,331 @@
+"""Streaming batches out of the Parquet files: row groups, a bounded shuffle buffer, dense batches.
+
+An epoch's order is planned from metadata alone (:func:`plan_epoch`): the row
+groups holding the split's events are shuffled (across files: file and
+row-group level at once) with the epoch's seed, cut into *windows* of about
+``buffer_events`` events, and the events of each window are shuffled. Batch
+``i`` is a slice of that order; :class:`BatchSource` reads the windows it
+touches (only the COO columns of the views used, whole row groups, pyarrow
+releasing the GIL) into a small cache and densifies the batch into reused
+numpy buffers. Memory is bounded by the cache (a few windows) and the buffer
+ring (a few batches): it does not grow with the dataset.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import prepare
+from .balance import resample
+
+
+@dataclass
+class Layout:
+    """Files and row groups of a dataset, rows numbered globally in file order."""
+
+    files: list[str]
+    metadata: list[pq.FileMetaData]
+    rg_file: np.ndarray
+    rg_local: np.ndarray
+    rg_first: np.ndarray
+    rg_rows: np.ndarray
+
+    @classmethod
+    def of(cls, files: list[str]) -> Layout:
+        metas = [pq.read_metadata(f) for f in files]
+        rg = [
+            (k, g, md.row_group(g).num_rows) for k, md in enumerate(metas) for g in range(md.num_row_groups)
+        ]
+        arr = np.array(rg, np.int64).reshape(-1, 3)
+        first = np.concatenate([[0], np.cumsum(arr[:, 2])[:-1]]).astype(np.int64)
+        return cls(list(files), metas, arr[:, 0], arr[:, 1], first, arr[:, 2])
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.rg_rows.sum())
+
+    def group_of(self, rows: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.rg_first, rows, side="right") - 1
+
+
+@dataclass
+class Plan:
+    """One epoch: global rows in order, the window of each position, each window's row groups."""
+
+    order: np.ndarray
+    window: np.ndarray
+    windows: list[np.ndarray]
+
+
+def plan_epoch(
+    rows: np.ndarray, layout: Layout, buffer_events: int, rng: np.random.Generator | None = None
+) -> Plan:
+    """Order of ``rows`` (may repeat) for one epoch; storage order when ``rng`` is None."""
+    groups = layout.group_of(rows)
+    uniq, inverse = np.unique(groups, return_inverse=True)
+    counts = np.bincount(inverse, minlength=uniq.size)
+    perm = rng.permutation(uniq.size) if rng is not None else np.arange(uniq.size)
+    before = np.cumsum(counts[perm]) - counts[perm]
+    win_of_group = np.empty(uniq.size, np.int64)
+    win_of_group[perm] = before // buffer_events
+    win = win_of_group[inverse]
+    tiebreak = rng.random(rows.size) if rng is not None else rows
+    order = np.lexsort((tiebreak, win))
+    n_win = int(win.max()) + 1 if win.size else 0
+    windows = [np.sort(uniq[win_of_group == w]) for w in range(n_win)]
+    return Plan(rows[order], win[order], windows)
+
+
+class Window:
+    """The COO columns of some row groups, as numpy arrays (views of the Arrow buffers, no copy).
+
+    ``columns[view]`` is ``(bounds, chunks)``: the window rows where each Arrow chunk
+    (a row group or file) starts, and per chunk the list offsets and the flat arrays.
+    """
+
+    def __init__(self, layout: Layout, groups: np.ndarray, views: dict[str, list[str]]):
+        tables = []
+        cols = [c for cs in views.values() for c in cs]
+        for k in np.unique(layout.rg_file[groups]):
+            mine = groups[layout.rg_file[groups] == k]
+            pf = pq.ParquetFile(layout.files[k], metadata=layout.metadata[k])
+            # decoded in this (worker) thread: parallelism comes from the workers, and no extra
+            # threads compete with the model for the cores
+            tables.append(pf.read_row_groups(layout.rg_local[mine].tolist(), columns=cols, use_threads=False))
+        table = pa.concat_tables(tables)
+        self.nbytes = table.nbytes
+        self.groups = groups
+        self.start = np.concatenate([[0], np.cumsum(layout.rg_rows[groups])[:-1]]).astype(np.int64)
+        self.columns: dict[str, tuple[np.ndarray, list]] = {}
+        for view, names in views.items():
+            chunked = [table.column(c) for c in names]
+            bounds = [np.cumsum([0] + [len(ch) for ch in col.chunks]) for col in chunked]
+            if not all(np.array_equal(bounds[0], b) for b in bounds):  # unusual: align by copying
+                chunked = [pa.chunked_array([col.combine_chunks()]) for col in chunked]
+                bounds = [np.array([0, len(chunked[0])])]
+            chunks = []
+            for k in range(len(bounds[0]) - 1):
+                offsets, arrays = None, []
+                for name, col in zip(names, chunked):
+                    arr = col.chunk(k)
+                    off = arr.offsets.to_numpy()
+                    arrays.append(arr.values.slice(off[0], off[-1] - off[0]).to_numpy(zero_copy_only=False))
+                    off = off - off[0]
+                    if offsets is not None and not np.array_equal(off, offsets):
+                        raise ValueError(
+                            f"COO column '{name}' does not match the other columns of view "
+                            f"'{view}' in row groups {groups.tolist()}: the dataset is corrupt"
+                        )
+                    offsets = off
+                chunks.append((offsets, arrays))
+            self.columns[view] = (bounds[0], chunks)
+
+    def local(self, layout: Layout, rows: np.ndarray) -> np.ndarray:
+        g = layout.group_of(rows)
+        return self.start[np.searchsorted(self.groups, g)] + rows - layout.rg_first[g]
+
+
+class WindowCache:
+    """Thread-safe LRU of loaded windows; each is read once even when asked for concurrently."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.slots: OrderedDict = OrderedDict()
+        self.lock = threading.Lock()
+        self.loads = 0
+        self.peak_bytes = 0
+
+    def get(self, key, load) -> Window:
+        with self.lock:
+            slot = self.slots.get(key)
+            if slot is None:
+                slot = self.slots[key] = {"ready": threading.Event(), "window": None, "error": None}
+                mine = True
+                while len(self.slots) > self.capacity:
+                    self.slots.popitem(last=False)
+            else:
+                self.slots.move_to_end(key)
+                mine = False
+        if mine:
+            try:
+                slot["window"] = load()
+                with self.lock:
+                    self.loads += 1
+                    held = sum(s["window"].nbytes for s in self.slots.values() if s["window"] is not None)
+                    self.peak_bytes = max(self.peak_bytes, held)
+            except BaseException as err:
+                slot["error"] = err
+                with self.lock:
+                    self.slots.pop(key, None)
+                raise
+            finally:
+                slot["ready"].set()
+        slot["ready"].wait()
+        if slot["error"] is not None:
+            raise slot["error"]
+        return slot["window"]
+
+
+class BatchSource:
+    """Batches of one split: ``batch(i)`` -> (inputs, targets[, sample weights]) as numpy.
+
+    ``y``, ``weights`` and ``centres`` are indexed by global row. With
+    ``shuffle`` the order depends only on (``seed``, epoch); ``balance``
+    resamples the rows every epoch (``undersample`` / ``oversample``).
+    ``prefetch`` is how many batches the consumer prepares ahead (queue and
+    workers): it sizes the window cache and the ring of reused dense buffers.
+    """
+
+    def __init__(
+        self,
+        layout: Layout,
+        rows: np.ndarray,
+        preps: dict[str, prepare.ViewPrep],
+        columns: dict[str, list[str]],
+        y: np.ndarray,
+        *,
+        batch_size: int,
+        buffer_events: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        balance: str = "none",
+        weights: np.ndarray | None = None,
+        centres: dict[str, np.ndarray] | None = None,
+        densify: str = "host",
+        capacity: int = 16384,
+        prefetch: int = 4,
+        y_dtype=np.float32,
+    ):
+        self.layout, self.rows, self.preps, self.columns = layout, np.asarray(rows, np.int64), preps, columns
+        self.y, self.weights, self.centres = y, weights, centres or {}
+        self.batch_size, self.buffer_events = batch_size, buffer_events
+        self.shuffle, self.seed, self.balance = shuffle, seed, balance
+        self.densify, self.capacity, self.y_dtype = densify, capacity, y_dtype
+        # batches alive at once: ``prefetch`` queued or being made, the one being trained on,
+        # one more the backend may hold (a tensor can alias the numpy buffer); the windows
+        # those batches touch stay cached
+        self.ring = prefetch + 2
+        self.cache = WindowCache(1 + -(-(prefetch + 1) * batch_size // buffer_events))
+        self._buffers: dict = {}
+        self._lock = threading.Lock()
+        self.dropped = 0
+        self.epoch = -1
+        self.set_epoch(0)
+
+    def __getstate__(self):  # worker processes build their own cache and buffers
+        state = self.__dict__.copy()
+        state.update(cache=WindowCache(self.cache.capacity), _buffers={}, _lock=None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Plan ``epoch`` (the same plan for the same seed and epoch, in any process)."""
+        if epoch == self.epoch:
+            return
+        rng = np.random.default_rng([self.seed, epoch]) if self.shuffle else None
+        rows = self.rows
+        if self.balance in ("undersample", "oversample"):
+            rows = resample(rows, self.y[rows], self.balance, np.random.default_rng([self.seed, epoch, 1]))
+        self.plan = plan_epoch(rows, self.layout, self.buffer_events, rng)
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return -(-self.plan.order.size // self.batch_size)
+
+    @property
+    def n_events(self) -> int:
+        return int(self.plan.order.size)
+
+    def batch_rows(self, i: int) -> np.ndarray:
+        return self.plan.order[i * self.batch_size : (i + 1) * self.batch_size]
+
+    def batch(self, i: int):
+        if not 0 <= i < len(self):
+            raise IndexError(f"batch {i} out of range ({len(self)} batches)")
+        plan = self.plan
+        pos = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        rows, wins = plan.order[pos], plan.window[pos]
+        n = rows.size
+        parts = []
+        for w in np.unique(wins):
+            window = self.cache.get(
+                (self.epoch if self.shuffle else -1, w),
+                lambda w=w: Window(self.layout, plan.windows[w], self.columns),
+            )
+            sel = np.flatnonzero(wins == w)
+            parts.append((window, sel, window.local(self.layout, rows[sel])))
+        x = {}
+        for view, prep in self.preps.items():
+            x.update(self._view_input(i, view, prep, n, rows, parts))
+        y = self.y[rows].astype(self.y_dtype)
+        if self.y_dtype == np.float32:
+            y = y.reshape(-1, 1)
+        if self.weights is not None:
+            return x, y, self.weights[rows].astype(np.float32)
+        return x, y
+
+    def _entries(self, view, prep, parts, corner):
+        """The batch's entries of ``view``: (image in the batch, row, col, value), and whether
+        they are grouped by image.
+
+        With a crop whose corner is known up front, only each image's rows inside the
+        window are gathered.
+        """
+        out = []
+        for window, sel, local in parts:
+            bounds, chunks = window.columns[view]
+            cid = np.searchsorted(bounds, local, side="right") - 1
+            for c in np.unique(cid):
+                mine = cid == c
+                offsets, (ra, ca, va) = chunks[c]
+                starts, lens = prepare.segments(offsets, local[mine] - bounds[c])
+                if corner is not None and prep.window[0] < prep.shape[0]:
+                    lo = corner[sel[mine], 0]
+                    starts, lens = prepare.narrow(starts, lens, ra, lo, lo + prep.window[0])
+                e = prepare.gather(starts, lens, ra, ca, va)
+                out.append((sel[mine].astype(np.int32)[e[0]], *e[1:]))
+        if len(out) == 1:
+            return (*out[0], True)
+        return (*(np.concatenate(a) for a in zip(*out)), False)
+
+    def _view_input(self, i, view, prep, n, rows, parts) -> dict:
+        corner = None
+        if prep.crop != "centroid":
+            corner = prepare.origins(prep, n, self.centres[view][rows] if prep.crop == "vertex" else None)
+        image, r, c, v, grouped = self._entries(view, prep, parts, corner)
+        if corner is None:
+            corner = prepare.origins(prep, n, prepare.centroids(n, image, r, c, v, prep.shape))
+        flat, val = prepare.place(prep, image, r, c, v, corner)
+        h, w = prep.out_shape
+        slot = i % self.ring
+        if self.densify == "device":
+            if not grouped:  # pad_coo wants the entries grouped by image
+                order = np.argsort(flat, kind="stable")
+                flat, val = flat[order], val[order]
+            idx = np.empty((n, self.capacity), np.int32)
+            vals = np.empty((n, self.capacity), np.float32)
+            dropped = prepare.pad_coo(prep, n, flat, val, self.capacity, idx, vals)
+            if dropped:
+                with self._lock:
+                    self.dropped += dropped
+            return {f"{view}_index": idx, f"{view}_value": vals}
+        with self._lock:
+            key = (view, slot)
+            buf, stale = self._buffers.get(key, (None, None))
+            if buf is None:
+                buf = np.zeros((self.batch_size, h, w, 1), np.float32)
+            self._buffers[key] = (buf, None)  # in use: a failure below leaves it to be zeroed whole
+        out = buf[:n]
+        written = prepare.densify(prep, out, flat, val, stale if n == self.batch_size else None)
+        with self._lock:
+            self._buffers[key] = (buf, written if n == self.batch_size else None)
+        return {view: out}

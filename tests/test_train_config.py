@@ -1,0 +1,119 @@
+"""Training configuration: files, overrides, clear refusals; importing nudask stays light."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from test_train_data import QUICK_JOB
+
+from nudask.train.__main__ import main
+from nudask.train.config import ConfigError, dump, load, make_config, parse_override, reference
+
+
+def test_defaults_file_and_overrides(tmp_path):
+    cfg = load(
+        QUICK_JOB,
+        [
+            parse_override("train.epochs=7"),
+            parse_override("input.crop_size=[32, 40]"),
+            parse_override("train.learning_rate=1e-4"),
+            parse_override("input.downsample=2"),
+        ],
+    )
+    assert cfg.train.epochs == 7 and cfg.input.crop_size == [32, 40] and cfg.train.learning_rate == 1e-4
+    assert cfg.input.downsample == [2, 2] and cfg.input.crop == "vertex"  # from the job file
+    assert cfg.model.kernel_size == 3  # a default
+    again = make_config(__import__("yaml").safe_load(dump(cfg)))
+    assert again == cfg  # the resolved config round-trips
+
+
+def test_json_job_file(tmp_path):
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps({"task": {"target": "energy"}, "model": {"name": "resnet"}}))
+    cfg = load(path)
+    assert cfg.task.target == "energy" and cfg.model.name == "resnet"
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        (
+            {"inputs": {}},
+            r"unknown config key 'inputs' \(did you mean 'input'\?\); known keys here: data, task",
+        ),
+        (
+            {"input": {"crop_sise": [1, 1]}},
+            r"unknown config key 'input.crop_sise' \(did you mean 'crop_size'\?\).*"
+            r"known keys here: views, crop, crop_size",
+        ),
+        ({"train": {"epochs": "many"}}, r"train.epochs: expected int, got 'many'"),
+        ({"train": {"epochs": 2.5}}, r"train.epochs: expected int, got 2.5"),
+        ({"input": {"crop": "square"}}, r"input.crop: 'square' is not one of none, fixed, vertex, centroid"),
+        ({"input": {"crop": "vertex"}}, r"input.crop: vertex needs input.crop_size"),
+        ({"split": {"test": 1.5}}, r"split: test must be in \(0, 1\)"),
+        ({"input": {"batch_size": 0}}, r"input.batch_size must be >= 1"),
+        ({"input": {"views": "u"}}, r"input.views: expected a list"),
+        ({"train": {"mixed_precision": "yes"}}, r"train.mixed_precision: expected true or false"),
+        ({"model": {"filters": [8, 16, 32]}}, r"model.pool needs one size per conv block"),
+    ],
+)
+def test_bad_configs_are_refused_clearly(values, message):
+    with pytest.raises(ConfigError, match=message):
+        make_config(values)
+
+
+def test_bad_override_syntax():
+    with pytest.raises(ConfigError, match="expected section.key=value"):
+        parse_override("train.epochs")
+
+
+def test_cli_reports_config_errors_without_a_traceback(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--config", QUICK_JOB, "--set", "train.epoch=3"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "nudask.train: error: unknown config key 'train.epoch' (did you mean 'epochs'?)" in err
+    assert "Traceback" not in err
+
+
+def test_cli_prints_config_and_keys(capsys):
+    assert (
+        main(["--config", QUICK_JOB, "--data", "x.parquet", "--set", "train.epochs=4", "--print-config"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "data: x.parquet" in out and "epochs: 4" in out
+    assert main(["--keys"]) == 0
+    assert "| `input.crop_size` |" in capsys.readouterr().out
+    assert reference().count("\n") > 40
+
+
+def test_no_dataset_is_a_clear_error(capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        main(["--config", QUICK_JOB, "--set", f"output.runs={tmp_path}"])
+    assert "no dataset: pass --data PATH" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--config", QUICK_JOB, "--data", str(tmp_path / "nowhere")])
+    assert "no dataset at" in capsys.readouterr().err
+
+
+def test_importing_nudask_does_not_import_keras():
+    code = (
+        "import sys, nudask, nudask.train, nudask.train.split, nudask.train.config, nudask.train.data\n"
+        "import nudask.train.stream, nudask.train.prepare, nudask.train.metrics, nudask.train.targets\n"
+        "import nudask.evaluate\n"
+        "nudask.open_dataset, nudask.preprocess\n"
+        "bad = [m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules]\n"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("job", sorted(glob.glob(os.path.join(os.path.dirname(QUICK_JOB), "train_*.yaml"))))
+def test_job_configs_are_valid(job):
+    cfg = load(job)
+    assert cfg.task.target and cfg.model.name
