@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
 from distributed import Client, LocalCluster
 
@@ -33,3 +36,21 @@ def client():
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                       dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as c:
         yield c
+
+
+EXIT_STATUS = pytest.StashKey[int]()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    session.config.stash[EXIT_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    # TensorFlow's native teardown can abort the interpreter ("double free or
+    # corruption") after every test has passed and pytest has reported; end the
+    # process with pytest's own status instead of running that teardown.
+    if "tensorflow" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(config.stash.get(EXIT_STATUS, 0))
