@@ -46,6 +46,14 @@ def reference_events(path, reader):
     return out
 
 
+def wire_table(path):
+    """The wire_table's per-row columns and its seq_cnt index."""
+    with h5py.File(path) as f:
+        wt = f["wire_table"]
+        cols = {k: wt[k][()] for k in ("adc", "local_plane", "local_wire", "event_id", "tpc")}
+        return cols, wt["event_id.seq_cnt"][()]
+
+
 def rewrite(path, group, **columns):
     """Replace columns of ``group`` (None deletes one)."""
     with h5py.File(path, "r+") as f:
@@ -95,10 +103,7 @@ def test_truth_and_ids_come_from_event_table(small, bnb_files):
 
 def test_wire_rows_are_placed_by_local_wire_not_row_order(small, bnb_files, tmp_path):
     path = shutil.copy(bnb_files[0], tmp_path / "reordered.h5")
-    with h5py.File(path) as f:
-        wt = f["wire_table"]
-        cols = {k: wt[k][()] for k in ("adc", "local_plane", "local_wire", "event_id", "tpc")}
-        seq = wt["event_id.seq_cnt"][()]
+    cols, seq = wire_table(path)
     # reverse the rows inside every event: same physics, other producer order
     order = np.concatenate([np.arange(a, b)[::-1] for a, b in
                             zip(np.cumsum(seq[:, 1]) - seq[:, 1], np.cumsum(seq[:, 1]))])
@@ -122,10 +127,7 @@ def test_missing_wires_leave_zero_rows(small, tmp_path):
 
 def test_event_absent_from_wire_table_has_empty_images(small, bnb_files, tmp_path):
     path = shutil.copy(bnb_files[1], tmp_path / "gap.h5")
-    with h5py.File(path) as f:
-        wt = f["wire_table"]
-        cols = {k: wt[k][()] for k in ("adc", "local_plane", "local_wire", "event_id", "tpc")}
-        seq = wt["event_id.seq_cnt"][()]
+    cols, seq = wire_table(path)
     start = int(seq[:2, 1].sum())
     keep = np.ones(len(cols["adc"]), bool)
     keep[start : start + seq[2, 1]] = False  # event 2 loses all its wire rows

@@ -78,16 +78,16 @@ class MicroBooNEReader(Reader):
             n = require_columns(self._event_table(f, path), path, ["event_id"])
             if n == 0:
                 raise InputError(path, "the file holds no events", "is it an empty or partial copy?")
-            wires = self._wire_table(f, path)
-            return SeqIndex(wires, path).counts(n)
+            _, index = self._wire_table(f, path)
+            return index.counts(n)
 
     def read(self, chunk: Chunk) -> Iterator[Event]:
         path = chunk.path
         with open_h5(path) as f:
             table = self._event_table(f, path)
-            wires = self._wire_table(f, path)
+            wires, index = self._wire_table(f, path)
             try:
-                yield from self._read(chunk, table, wires)
+                yield from self._read(chunk, table, wires, index)
             except (OSError, deflate.DeflateError) as err:
                 raise InputError(
                     path, f"cannot read events {chunk.start}-{chunk.stop} ({err})",
@@ -95,13 +95,12 @@ class MicroBooNEReader(Reader):
                 ) from None
 
     # -- internals -----------------------------------------------------------
-    def _read(self, chunk: Chunk, table, wires) -> Iterator[Event]:
+    def _read(self, chunk: Chunk, table, wires, index: SeqIndex) -> Iterator[Event]:
         path, start, stop = chunk.path, chunk.start, chunk.stop
         ids = table["event_id"][start:stop]
         meta = {
             k: column_values(d, start, stop) for k, d in table.items() if not k.startswith("event_id")
         }
-        index = SeqIndex(wires, path)
         r0, r1 = index.rows(start, stop)
         plane = wires["local_plane"][r0:r1, 0]
         wire = self._wire_numbers(path, wires["local_wire"][r0:r1, 0], plane)
@@ -128,7 +127,8 @@ class MicroBooNEReader(Reader):
     def _event_table(self, f, path: str):
         return require_group(f, path, "event_table", "not a MicroBooNE OpenSamples file?")
 
-    def _wire_table(self, f, path: str):
+    def _wire_table(self, f, path: str) -> tuple:
+        """The checked wire_table group and its event index."""
         wires = require_group(f, path, "wire_table", NOWIRE_HINT)
         n = require_columns(wires, path, WIRE_COLUMNS)
         adc = wires["adc"]
@@ -143,7 +143,7 @@ class MicroBooNEReader(Reader):
                 path, f"wire_table's seq_cnt counts {index.n_rows} rows but it holds {n}",
                 "the file is truncated or corrupt",
             )
-        return wires
+        return wires, index
 
     def _wire_numbers(self, path: str, local_wire: np.ndarray, plane: np.ndarray) -> np.ndarray:
         wire = local_wire.astype(np.int64)
