@@ -10,21 +10,65 @@ usage: python deflint.py FILE.def [...]   -> exit 1 if any file has errors
 Without spython installed the apptainer-rule checks still run (a warning
 says the parse check was skipped).
 """
+
 from __future__ import annotations
 
 import re
 import sys
 
 # apptainer 1.4 (pkg/build/types/parser/deffile.go)
-SECTIONS = {"help", "setup", "files", "labels", "environment", "pre", "post",
-            "runscript", "test", "startscript", "arguments",
-            "apphelp", "appenv", "appfiles", "appinstall", "applabels",
-            "apprun", "apptest", "appstart"}
-AGENTS = {"library", "docker", "docker-daemon", "docker-archive", "shub", "oras",
-          "localimage", "oci", "oci-archive", "scratch", "debootstrap", "yum",
-          "dnf", "zypper", "busybox", "arch", "ubuntu", "mock"}
-NEEDS_FROM = {"library", "docker", "docker-daemon", "docker-archive", "shub",
-              "oras", "localimage", "oci", "oci-archive"}
+SECTIONS = {
+    "help",
+    "setup",
+    "files",
+    "labels",
+    "environment",
+    "pre",
+    "post",
+    "runscript",
+    "test",
+    "startscript",
+    "arguments",
+    "apphelp",
+    "appenv",
+    "appfiles",
+    "appinstall",
+    "applabels",
+    "apprun",
+    "apptest",
+    "appstart",
+}
+AGENTS = {
+    "library",
+    "docker",
+    "docker-daemon",
+    "docker-archive",
+    "shub",
+    "oras",
+    "localimage",
+    "oci",
+    "oci-archive",
+    "scratch",
+    "debootstrap",
+    "yum",
+    "dnf",
+    "zypper",
+    "busybox",
+    "arch",
+    "ubuntu",
+    "mock",
+}
+NEEDS_FROM = {
+    "library",
+    "docker",
+    "docker-daemon",
+    "docker-archive",
+    "shub",
+    "oras",
+    "localimage",
+    "oci",
+    "oci-archive",
+}
 
 
 def lint(path: str) -> tuple[list[str], list[str]]:
@@ -80,7 +124,7 @@ def lint(path: str) -> tuple[list[str], list[str]]:
         docker = DockerWriter(parser.recipe).convert()
         if "FROM" not in docker:
             errs.append("spython produced no FROM")
-    except SystemExit as e:     # spython calls bot.exit on errors
+    except SystemExit as e:  # spython calls bot.exit on errors
         errs.append(f"spython failed (exit {e.code})")
     except Exception as e:
         errs.append(f"spython failed: {type(e).__name__}: {e}")

@@ -13,14 +13,13 @@ import re
 import sys
 
 CA = "/etc/ssl/certs/ca-certificates.crt"
-HEADER_KEYS = ("bootstrap", "from", "stage", "mirrorurl", "osversion", "include", "registry",
-               "namespace")
+HEADER_KEYS = ("bootstrap", "from", "stage", "mirrorurl", "osversion", "include", "registry", "namespace")
 
 
 def localize(text: str, base: str) -> str:
     """``text`` with its header pointing at the local image ``base`` and CA exports in %post."""
     m = re.search(r"^%\w+", text, re.M)
-    header, body = (text[: m.start()], text[m.start():]) if m else (text, "")
+    header, body = (text[: m.start()], text[m.start() :]) if m else (text, "")
     keep = [ln for ln in header.splitlines() if ln.split(":")[0].strip().lower() not in HEADER_KEYS]
     ca = f"    export PIP_CERT={CA} REQUESTS_CA_BUNDLE={CA} SSL_CERT_FILE={CA}\n"
     body = re.sub(r"^(%post[^\n]*\n)", lambda mm: mm.group(1) + ca, body, count=1, flags=re.M)

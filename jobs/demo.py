@@ -19,10 +19,10 @@ import argparse
 import os
 
 CONFIG = {
-    "out": "demo",          # folder for the inputs, the dataset and the plots
-    "files": 2,             # simulated input files
-    "events": 6,            # events per file
-    "sample": "bnb",        # inclusive beam sample (or "nue")
+    "out": "demo",  # folder for the inputs, the dataset and the plots
+    "files": 2,  # simulated input files
+    "events": 6,  # events per file
+    "sample": "bnb",  # inclusive beam sample (or "nue")
     "geometry": "microboone",
     "events_per_chunk": 3,  # one Dask task per chunk of events
 }
@@ -37,8 +37,12 @@ def main(cfg: dict) -> None:
     os.makedirs(inputs, exist_ok=True)
     files = [
         nudask.simulate_microboone(
-            os.path.join(inputs, f"{cfg['sample']}_WithWire_{k:02d}.h5"), n_events=cfg["events"],
-            seed=k, sample=cfg["sample"], geometry=cfg["geometry"], subrun=k,
+            os.path.join(inputs, f"{cfg['sample']}_WithWire_{k:02d}.h5"),
+            n_events=cfg["events"],
+            seed=k,
+            sample=cfg["sample"],
+            geometry=cfg["geometry"],
+            subrun=k,
             first_event=1 + k * cfg["events"],
         )
         for k in range(cfg["files"])
@@ -46,9 +50,12 @@ def main(cfg: dict) -> None:
     print(f"simulated {len(files)} files x {cfg['events']} events into {inputs}")
 
     ds = nudask.preprocess(
-        files, os.path.join(cfg["out"], "bnb.parquet"), reader="microboone",
+        files,
+        os.path.join(cfg["out"], "bnb.parquet"),
+        reader="microboone",
         reader_options={"geometry": cfg["geometry"]},
-        events_per_chunk=cfg["events_per_chunk"], overwrite=True,
+        events_per_chunk=cfg["events_per_chunk"],
+        overwrite=True,
     )
     print(ds)
     print(ds.metadata[["run", "subrun", "event", "nu_pdg", "is_cc", "nu_energy"]].head(8))

@@ -25,8 +25,14 @@ _LAZY = {
 }
 
 __all__ = [  # noqa: RUF022 - lazily resolved names follow the version
-    "__version__", "Dataset", "InputError", "get_reader", "open_dataset", "preprocess",
-    "simulate_microboone", "simulate_nova",
+    "__version__",
+    "Dataset",
+    "InputError",
+    "get_reader",
+    "open_dataset",
+    "preprocess",
+    "simulate_microboone",
+    "simulate_nova",
 ]
 
 if TYPE_CHECKING:

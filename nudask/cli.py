@@ -29,60 +29,107 @@ def _key_value(text: str) -> tuple[str, object]:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="nudask", description="Neutrino detector files -> sparse Parquet training data, on Dask.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="nudask",
+        description="Neutrino detector files -> sparse Parquet training data, on Dask.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"nudask {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("simulate", help="write toy detector files in the public layouts",
-                       description="Write simulated input files, named like the real samples.")
+    s = sub.add_parser(
+        "simulate",
+        help="write toy detector files in the public layouts",
+        description="Write simulated input files, named like the real samples.",
+    )
     s.add_argument("out", help="folder to write the files into")
     s.add_argument("--format", choices=("microboone", "nova"), default="microboone")
     s.add_argument("--files", type=int, default=1, help="number of files (default 1)")
     s.add_argument("--events", type=int, default=10, help="events per file (default 10)")
-    s.add_argument("--sample", choices=("bnb", "nue"), default="bnb",
-                   help="MicroBooNE sample mix: inclusive bnb or nue-CC enriched")
-    s.add_argument("--geometry", default="microboone",
-                   help="MicroBooNE geometry: microboone (full) or small (fast tests)")
+    s.add_argument(
+        "--sample",
+        choices=("bnb", "nue"),
+        default="bnb",
+        help="MicroBooNE sample mix: inclusive bnb or nue-CC enriched",
+    )
+    s.add_argument(
+        "--geometry",
+        default="microboone",
+        help="MicroBooNE geometry: microboone (full) or small (fast tests)",
+    )
     s.add_argument("--no-wire", action="store_true", help="write NoWire files (no wire_table)")
     s.add_argument("--seed", type=int, default=0)
 
-    s = sub.add_parser("preprocess", help="render and sparsify inputs into a Parquet dataset",
-                       description="Read, render and sparsify INPUTS on Dask into a dataset at --out.")
+    s = sub.add_parser(
+        "preprocess",
+        help="render and sparsify inputs into a Parquet dataset",
+        description="Read, render and sparsify INPUTS on Dask into a dataset at --out.",
+    )
     s.add_argument("inputs", nargs="+", help="input files (glob patterns allowed)")
     s.add_argument("--out", required=True, help="dataset folder to write")
     s.add_argument("--reader", help="input format (default: guessed from the first file)")
-    s.add_argument("-O", "--reader-option", action="append", type=_key_value, default=[],
-                   metavar="KEY=VALUE", help="reader option, e.g. -O geometry=small -O factor=6")
+    s.add_argument(
+        "-O",
+        "--reader-option",
+        action="append",
+        type=_key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="reader option, e.g. -O geometry=small -O factor=6",
+    )
     s.add_argument("--events-per-chunk", type=int, help="events per Dask task (default 20)")
-    s.add_argument("--on-error", choices=("raise", "skip"),
-                   help="raise: stop on the first bad input (default); skip: finish the rest")
+    s.add_argument(
+        "--on-error",
+        choices=("raise", "skip"),
+        help="raise: stop on the first bad input (default); skip: finish the rest",
+    )
     s.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     s.add_argument("--eight-bit", action="store_true", help="store 8-bit values (lossy, PNG-like)")
     s.add_argument("--scheduler", help="address of a running Dask scheduler to use")
     s.add_argument("--workers", type=int, help="workers of the local cluster (default: one per core)")
     from .cluster import parse_cluster_option
 
-    s.add_argument("--cluster", metavar="PROFILE",
-                   help="run on a SLURMCluster of this profile (slurm-cpu, slurm-cpu-apptainer, "
-                        "slurm-gpu, local-slurm; see deploy/jobqueue.yaml)")
-    s.add_argument("--jobs", type=int, default=2,
-                   help="SLURM worker jobs to keep while the run lasts (with --cluster; default 2)")
-    s.add_argument("--cluster-option", action="append", type=parse_cluster_option, default=[],
-                   metavar="KEY=VALUE", help="override a profile option, e.g. --cluster-option "
-                   "walltime=08:00:00 --cluster-option queue=long")
-    s.add_argument("--profiles", metavar="FILE",
-                   help="cluster profiles file (default: $NUDASK_JOBQUEUE, else nudask's own)")
-    s.add_argument("--dry-run", action="store_true",
-                   help="print the worker job script of --cluster (default slurm-cpu) and exit")
+    s.add_argument(
+        "--cluster",
+        metavar="PROFILE",
+        help="run on a SLURMCluster of this profile (slurm-cpu, slurm-cpu-apptainer, "
+        "slurm-gpu, local-slurm; see deploy/jobqueue.yaml)",
+    )
+    s.add_argument(
+        "--jobs",
+        type=int,
+        default=2,
+        help="SLURM worker jobs to keep while the run lasts (with --cluster; default 2)",
+    )
+    s.add_argument(
+        "--cluster-option",
+        action="append",
+        type=parse_cluster_option,
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a profile option, e.g. --cluster-option walltime=08:00:00 --cluster-option queue=long",
+    )
+    s.add_argument(
+        "--profiles",
+        metavar="FILE",
+        help="cluster profiles file (default: $NUDASK_JOBQUEUE, else nudask's own)",
+    )
+    s.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the worker job script of --cluster (default slurm-cpu) and exit",
+    )
 
     s = sub.add_parser("describe", help="statistics of a dataset (events, truth, storage)")
     s.add_argument("dataset")
     s.add_argument("--plots", metavar="DIR", help="also write PNG charts into DIR")
     s.add_argument("--json", action="store_true", help="print the summary as JSON")
-    s.add_argument("--png-sample", type=int, default=20,
-                   help="events encoded as PNG to estimate PNG-equivalent size (default 20)")
+    s.add_argument(
+        "--png-sample",
+        type=int,
+        default=20,
+        help="events encoded as PNG to estimate PNG-equivalent size (default 20)",
+    )
 
     s = sub.add_parser("show", help="PNG event display of every view of one event")
     s.add_argument("dataset")
@@ -101,14 +148,19 @@ def _simulate(a: argparse.Namespace) -> None:
     for k in range(a.files):
         seed = a.seed * 1000 + k
         if a.format == "nova":
-            path = simulate_nova(os.path.join(a.out, f"neutrino{k + 1}.h5"), n_events=a.events,
-                                 seed=seed)
+            path = simulate_nova(os.path.join(a.out, f"neutrino{k + 1}.h5"), n_events=a.events, seed=seed)
         else:
             kind = "NoWire" if a.no_wire else "WithWire"
             path = simulate_microboone(
-                os.path.join(a.out, f"{a.sample}_{kind}_{k:02d}.h5"), n_events=a.events, seed=seed,
-                sample=a.sample, geometry=a.geometry, with_wire=not a.no_wire,
-                first_event=1 + k * a.events, run=RUNS[a.sample], subrun=a.seed * 100 + k,
+                os.path.join(a.out, f"{a.sample}_{kind}_{k:02d}.h5"),
+                n_events=a.events,
+                seed=seed,
+                sample=a.sample,
+                geometry=a.geometry,
+                with_wire=not a.no_wire,
+                first_event=1 + k * a.events,
+                run=RUNS[a.sample],
+                subrun=a.seed * 100 + k,
             )
         print(path)
 
@@ -121,8 +173,12 @@ def _preprocess(a: argparse.Namespace) -> None:
     from .pipeline import preprocess
 
     kwargs = dict(
-        reader=a.reader, reader_options=dict(a.reader_option), events_per_chunk=a.events_per_chunk,
-        on_error=a.on_error, overwrite=a.overwrite, eight_bit=a.eight_bit or None,
+        reader=a.reader,
+        reader_options=dict(a.reader_option),
+        events_per_chunk=a.events_per_chunk,
+        on_error=a.on_error,
+        overwrite=a.overwrite,
+        eight_bit=a.eight_bit or None,
     )
     if a.dry_run:
         from .cluster import DEFAULT_PROFILE, job_script
@@ -132,10 +188,15 @@ def _preprocess(a: argparse.Namespace) -> None:
     if a.cluster:
         from .cluster import slurm_cluster
 
-        with slurm_cluster(a.cluster, jobs=a.jobs, profiles=a.profiles,
-                           **dict(a.cluster_option)) as cluster, Client(cluster) as client:
-            print(f"nudask: SLURM cluster '{a.cluster}' keeping {a.jobs} worker jobs; "
-                  f"dashboard: {client.dashboard_link}", flush=True)
+        with (
+            slurm_cluster(a.cluster, jobs=a.jobs, profiles=a.profiles, **dict(a.cluster_option)) as cluster,
+            Client(cluster) as client,
+        ):
+            print(
+                f"nudask: SLURM cluster '{a.cluster}' keeping {a.jobs} worker jobs; "
+                f"dashboard: {client.dashboard_link}",
+                flush=True,
+            )
             ds = preprocess(a.inputs, a.out, client=client, **kwargs)
     elif a.scheduler or a.workers:
         cluster = None if a.scheduler else local_cluster(n_workers=a.workers)

@@ -31,8 +31,17 @@ PROFILES = os.path.join(os.path.dirname(__file__), "jobqueue.yaml")
 PROFILES_ENV = "NUDASK_JOBQUEUE"  # path of a user's edited copy of deploy/jobqueue.yaml
 DEFAULT_PROFILE = "slurm-cpu"
 # SLURMCluster options that belong to the cluster (scheduler), not to the job script
-_CLUSTER_ONLY = {"scheduler_options", "n_workers", "silence_logs", "asynchronous", "security",
-                 "shared_temp_directory", "dashboard_address", "host", "scheduler_cls"}
+_CLUSTER_ONLY = {
+    "scheduler_options",
+    "n_workers",
+    "silence_logs",
+    "asynchronous",
+    "security",
+    "shared_temp_directory",
+    "dashboard_address",
+    "host",
+    "scheduler_cls",
+}
 _DEPRECATED = {"extra", "env_extra", "job_extra", "header_skip", "project"}
 
 
@@ -41,8 +50,11 @@ _DEPRECATED = {"extra", "env_extra", "job_extra", "header_skip", "project"}
 # mmap and its pages are faulted in again; with the worker's compute thread in its own
 # arena that made a full-geometry chunk 3.5x slower in a worker than in a plain process
 # (measured: 3.9 s vs 1.1 s for 20 events). Same resident memory.
-WORKER_MALLOC = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_THRESHOLD_": "67108864",
-                 "MALLOC_TRIM_THRESHOLD_": "134217728"}
+WORKER_MALLOC = {
+    "MALLOC_ARENA_MAX": "1",
+    "MALLOC_MMAP_THRESHOLD_": "67108864",
+    "MALLOC_TRIM_THRESHOLD_": "134217728",
+}
 
 
 def local_cluster(**overrides) -> LocalCluster:
@@ -100,8 +112,11 @@ def client_or_local(client: Client | None = None, *, verbose: bool = True) -> It
         return
     with local_cluster() as cluster, Client(cluster) as client:
         if verbose:
-            print(f"nudask: local Dask cluster with {len(cluster.workers)} workers; "
-                  f"dashboard: {client.dashboard_link}", flush=True)
+            print(
+                f"nudask: local Dask cluster with {len(cluster.workers)} workers; "
+                f"dashboard: {client.dashboard_link}",
+                flush=True,
+            )
         yield client
 
 
@@ -178,8 +193,9 @@ def load_profiles(path: str | os.PathLike | None = None) -> dict[str, dict[str, 
     return profiles
 
 
-def profile_options(profile: str = DEFAULT_PROFILE, *, profiles: str | os.PathLike | None = None,
-                    **overrides: Any) -> dict[str, Any]:
+def profile_options(
+    profile: str = DEFAULT_PROFILE, *, profiles: str | os.PathLike | None = None, **overrides: Any
+) -> dict[str, Any]:
     """SLURMCluster keyword arguments of ``profile``, with ``overrides`` applied.
 
     >>> opts = profile_options("local-slurm", memory="3GiB")
@@ -198,8 +214,9 @@ def profile_options(profile: str = DEFAULT_PROFILE, *, profiles: str | os.PathLi
     return {k: v for k, v in opts.items() if v is not None or k not in _DEPRECATED}
 
 
-def job_script(profile: str = DEFAULT_PROFILE, *, profiles: str | os.PathLike | None = None,
-               **overrides: Any) -> str:
+def job_script(
+    profile: str = DEFAULT_PROFILE, *, profiles: str | os.PathLike | None = None, **overrides: Any
+) -> str:
     """The batch script a worker job of ``profile`` would be submitted with (a dry run).
 
     No scheduler is started and nothing is submitted; the scheduler address in
@@ -212,15 +229,23 @@ def job_script(profile: str = DEFAULT_PROFILE, *, profiles: str | os.PathLike | 
     # writes nothing), then put the real one into the #SBATCH -o/-e lines
     with tempfile.TemporaryDirectory(prefix="nudask-dry-run-") as tmp:
         job = import_jobqueue().slurm.SLURMJob(
-            scheduler="tcp://SCHEDULER-ADDRESS:8786", name="nudask-worker", config_name=profile,
-            log_directory=tmp if logs else None, **opts,
+            scheduler="tcp://SCHEDULER-ADDRESS:8786",
+            name="nudask-worker",
+            config_name=profile,
+            log_directory=tmp if logs else None,
+            **opts,
         )
         script = job.job_script()
     return script.replace(f"{tmp}/", f"{logs}/") if logs else script
 
 
-def slurm_cluster(profile: str = DEFAULT_PROFILE, *, jobs: int | None = None,
-                  profiles: str | os.PathLike | None = None, **overrides: Any) -> SLURMCluster:
+def slurm_cluster(
+    profile: str = DEFAULT_PROFILE,
+    *,
+    jobs: int | None = None,
+    profiles: str | os.PathLike | None = None,
+    **overrides: Any,
+) -> SLURMCluster:
     """A SLURMCluster made from a named profile, optionally with ``jobs`` worker jobs.
 
     Parameters

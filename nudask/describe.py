@@ -44,9 +44,16 @@ def energy_stats(values: np.ndarray) -> dict[str, float | int | None]:
     if not v.size:
         return {"n": 0, **dict.fromkeys(("mean", "median", "std", "min", "max", "q25", "q75"))}
     q25, median, q75 = np.percentile(v, [25, 50, 75])
-    return {"n": int(v.size), "mean": float(v.mean()), "median": float(median),
-            "std": float(v.std()), "min": float(v.min()), "max": float(v.max()),
-            "q25": float(q25), "q75": float(q75)}
+    return {
+        "n": int(v.size),
+        "mean": float(v.mean()),
+        "median": float(median),
+        "std": float(v.std()),
+        "min": float(v.min()),
+        "max": float(v.max()),
+        "q25": float(q25),
+        "q75": float(q75),
+    }
 
 
 def class_columns(meta: pd.DataFrame) -> dict[str, pd.Series]:
@@ -88,18 +95,26 @@ def _counts(labels: pd.Series) -> dict[str, int]:
 
 def _inputs(manifest: dict) -> list[dict[str, Any]]:
     files = pd.DataFrame(manifest["files"], columns=["source", "rows", "bytes"])
-    done = files.groupby("source").agg(written=("rows", "sum"), bytes=("bytes", "sum"),
-                                       files=("rows", "size"))
+    done = files.groupby("source").agg(
+        written=("rows", "sum"), bytes=("bytes", "sum"), files=("rows", "size")
+    )
     out = []
     for inp in manifest["inputs"]:
         w = done.loc[inp["path"]] if inp["path"] in done.index else None
-        lost = sum(f["stop"] - f["start"] for f in manifest["failed"]
-                   if f["path"] == inp["path"] and "start" in f)
-        out.append({"path": inp["path"], "size": int(inp["size"]), "events": int(inp["events"]),
-                    "written": int(w["written"]) if w is not None else 0,
-                    "failed_events": int(lost),
-                    "parquet_files": int(w["files"]) if w is not None else 0,
-                    "parquet_bytes": int(w["bytes"]) if w is not None else 0})
+        lost = sum(
+            f["stop"] - f["start"] for f in manifest["failed"] if f["path"] == inp["path"] and "start" in f
+        )
+        out.append(
+            {
+                "path": inp["path"],
+                "size": int(inp["size"]),
+                "events": int(inp["events"]),
+                "written": int(w["written"]) if w is not None else 0,
+                "failed_events": int(lost),
+                "parquet_files": int(w["files"]) if w is not None else 0,
+                "parquet_bytes": int(w["bytes"]) if w is not None else 0,
+            }
+        )
     return out
 
 
@@ -135,10 +150,14 @@ def storage(ds, sample: int = 20) -> dict[str, Any]:
     coo_event = coo / len(picks) if len(picks) else 0.0
     return {
         "input_bytes": sum(int(i["size"]) for i in ds.manifest["inputs"]),
-        "parquet_bytes": parquet, "parquet_per_event": _ratio(parquet, n),
-        "dense_bytes": n * dense_event, "dense_per_event": dense_event,
-        "png_sample_events": len(picks), "png_per_event": png_event,
-        "png_bytes": round(png_event * n), "coo_per_event": coo_event,
+        "parquet_bytes": parquet,
+        "parquet_per_event": _ratio(parquet, n),
+        "dense_bytes": n * dense_event,
+        "dense_per_event": dense_event,
+        "png_sample_events": len(picks),
+        "png_per_event": png_event,
+        "png_bytes": round(png_event * n),
+        "coo_per_event": coo_event,
         "coo_bytes": round(coo_event * n),
         "dense_over_parquet": _ratio(n * dense_event, parquet),
         "dense_over_png": _ratio(dense_event, png_event),
@@ -168,20 +187,28 @@ def summarize(ds, *, sample: int = 20) -> dict[str, Any]:
     meta = ds.metadata if ds.files else pd.DataFrame()  # every chunk failed: no schema
     labels = class_columns(meta)
     out: dict[str, Any] = {
-        "path": os.fspath(ds.path), "reader": ds.manifest.get("reader"),
-        "events": len(ds), "files": len(ds.files),
-        "views": {k: {"axes": list(v.axes), "shape": list(v.shape), "vmax": v.vmax}
-                  for k, v in _views(ds).items()},
-        "inputs": _inputs(ds.manifest), "failed": list(ds.manifest.get("failed", [])),
+        "path": os.fspath(ds.path),
+        "reader": ds.manifest.get("reader"),
+        "events": len(ds),
+        "files": len(ds.files),
+        "views": {
+            k: {"axes": list(v.axes), "shape": list(v.shape), "vmax": v.vmax} for k, v in _views(ds).items()
+        },
+        "inputs": _inputs(ds.manifest),
+        "failed": list(ds.manifest.get("failed", [])),
         "counts": {name: _counts(s) for name, s in labels.items()},
     }
     column = next((c for c in ENERGY_COLUMNS if c in meta), None)
     if column is not None:
         energy = meta[column].to_numpy(np.float64)
         out["energy"] = {
-            "column": column, "unit": "GeV", "all": energy_stats(energy),
-            "by": {name: {str(k): energy_stats(energy[(s == k).to_numpy()]) for k in out["counts"][name]}
-                   for name, s in labels.items()},
+            "column": column,
+            "unit": "GeV",
+            "all": energy_stats(energy),
+            "by": {
+                name: {str(k): energy_stats(energy[(s == k).to_numpy()]) for k in out["counts"][name]}
+                for name, s in labels.items()
+            },
         }
     out["storage"] = storage(ds, sample)
     return out
@@ -228,18 +255,37 @@ def _num(x: float | None, fmt: str = ".3f") -> str:
 def format_summary(summary: dict[str, Any]) -> str:
     """The summary as a plain-text report of aligned tables."""
     s, n = summary, summary["events"]
-    parts = [f"nudask dataset {s['path']}  (reader {s['reader']})",
-             f"{n} events in {s['files']} Parquet files; views "
-             + (", ".join(f"{k} {'x'.join(map(str, v['shape']))}" for k, v in s["views"].items()) or "-")]
-    rows = [[os.path.basename(i["path"]), i["events"], i["written"], i["failed_events"],
-             i["parquet_files"], human_bytes(i["size"]), human_bytes(i["parquet_bytes"])]
-            for i in s["inputs"]]
-    parts += ["", "Events per input file", table(
-        ["file", "events", "written", "failed", "parts", "input", "parquet"], rows)]
+    parts = [
+        f"nudask dataset {s['path']}  (reader {s['reader']})",
+        f"{n} events in {s['files']} Parquet files; views "
+        + (", ".join(f"{k} {'x'.join(map(str, v['shape']))}" for k, v in s["views"].items()) or "-"),
+    ]
+    rows = [
+        [
+            os.path.basename(i["path"]),
+            i["events"],
+            i["written"],
+            i["failed_events"],
+            i["parquet_files"],
+            human_bytes(i["size"]),
+            human_bytes(i["parquet_bytes"]),
+        ]
+        for i in s["inputs"]
+    ]
+    parts += [
+        "",
+        "Events per input file",
+        table(["file", "events", "written", "failed", "parts", "input", "parquet"], rows),
+    ]
     if s["failed"]:
-        rows = [[os.path.basename(f["path"]),
-                 f"{f['start']}-{f['stop']}" if "start" in f else "whole file", f["error"]]
-                for f in s["failed"]]
+        rows = [
+            [
+                os.path.basename(f["path"]),
+                f"{f['start']}-{f['stop']}" if "start" in f else "whole file",
+                f["error"],
+            ]
+            for f in s["failed"]
+        ]
         parts += ["", f"Failed ({len(s['failed'])})", table(["file", "events", "error"], rows, left=(0, 2))]
     for name, counts in s["counts"].items():
         rows = [[k, v, f"{100 * v / n:.1f} %" if n else "-"] for k, v in counts.items()]
@@ -254,23 +300,32 @@ def format_summary(summary: dict[str, Any]) -> str:
         rows = [row("all", e["all"])]
         for name, groups in e["by"].items():
             rows += [row(f"{name} {k}", st) for k, st in groups.items()]
-        parts += ["", f"Neutrino energy [{e['unit']}] (std with ddof=0; q25-q75 = IQR)",
-                  table(head, rows)]
+        parts += ["", f"Neutrino energy [{e['unit']}] (std with ddof=0; q25-q75 = IQR)", table(head, rows)]
     st = s["storage"]
     rows = [
         ["input HDF5 (disk)", human_bytes(st["input_bytes"]), human_bytes(_per(st["input_bytes"], n))],
         ["nudask Parquet (disk)", human_bytes(st["parquet_bytes"]), human_bytes(st["parquet_per_event"])],
-        [f"8-bit PNG (disk, est. from {st['png_sample_events']} events)",
-         human_bytes(st["png_bytes"]), human_bytes(st["png_per_event"])],
+        [
+            f"8-bit PNG (disk, est. from {st['png_sample_events']} events)",
+            human_bytes(st["png_bytes"]),
+            human_bytes(st["png_per_event"]),
+        ],
         ["sparse COO (memory, est.)", human_bytes(st["coo_bytes"]), human_bytes(st["coo_per_event"])],
         ["dense float32 (memory)", human_bytes(st["dense_bytes"]), human_bytes(st["dense_per_event"])],
     ]
-    ratios = [["dense / Parquet", _num(st["dense_over_parquet"], ".1f")],
-              ["dense / PNG", _num(st["dense_over_png"], ".1f")],
-              ["PNG / Parquet", _num(st["png_over_parquet"], ".2f")],
-              ["dense / COO", _num(st["dense_over_coo"], ".1f")]]
-    parts += ["", "Storage", table(["representation", "total", "per event"], rows),
-              "", table(["ratio", "x"], ratios)]
+    ratios = [
+        ["dense / Parquet", _num(st["dense_over_parquet"], ".1f")],
+        ["dense / PNG", _num(st["dense_over_png"], ".1f")],
+        ["PNG / Parquet", _num(st["png_over_parquet"], ".2f")],
+        ["dense / COO", _num(st["dense_over_coo"], ".1f")],
+    ]
+    parts += [
+        "",
+        "Storage",
+        table(["representation", "total", "per event"], rows),
+        "",
+        table(["ratio", "x"], ratios),
+    ]
     return "\n".join(parts) + "\n"
 
 
@@ -295,20 +350,28 @@ def plot_summary(ds, summary: dict[str, Any], out_dir: str | os.PathLike) -> lis
     fig = Figure(figsize=(8, 5), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    bars = [("8-bit PNG\n(disk)", st["png_bytes"], "tab:orange"),
-            ("nudask Parquet\n(disk)", st["parquet_bytes"], "tab:blue"),
-            ("sparse COO\n(memory)", st["coo_bytes"], "tab:green"),
-            ("dense float32\n(memory)", st["dense_bytes"], "tab:red")]
+    bars = [
+        ("8-bit PNG\n(disk)", st["png_bytes"], "tab:orange"),
+        ("nudask Parquet\n(disk)", st["parquet_bytes"], "tab:blue"),
+        ("sparse COO\n(memory)", st["coo_bytes"], "tab:green"),
+        ("dense float32\n(memory)", st["dense_bytes"], "tab:red"),
+    ]
     heights = [max(b[1], 1) for b in bars]  # log scale: keep empty datasets drawable
     drawn = ax.bar([b[0] for b in bars], heights, color=[b[2] for b in bars])
-    ax.bar_label(drawn, [f"{human_bytes(b[1])}\n({human_bytes(_per(b[1], summary['events']))}/event)"
-                         for b in bars], padding=3, fontsize=9)
+    ax.bar_label(
+        drawn,
+        [f"{human_bytes(b[1])}\n({human_bytes(_per(b[1], summary['events']))}/event)" for b in bars],
+        padding=3,
+        fontsize=9,
+    )
     ax.set_yscale("log")
     # the smallest bar a decade tall; room for the labels above the tallest one
     ax.set_ylim(min(heights) / 10, max(heights) * 12)
     ax.set_ylabel("bytes")
-    ax.set_title(f"{name}: {summary['events']} events on disk and in memory\n"
-                 f"(PNG and COO estimated from {st['png_sample_events']} events)")
+    ax.set_title(
+        f"{name}: {summary['events']} events on disk and in memory\n"
+        f"(PNG and COO estimated from {st['png_sample_events']} events)"
+    )
     ax.grid(axis="y", which="major", alpha=0.3)
     paths.append(out / "storage.png")
     fig.savefig(paths[-1], dpi=120)
@@ -318,19 +381,26 @@ def plot_summary(ds, summary: dict[str, Any], out_dir: str | os.PathLike) -> lis
         meta = ds.metadata
         energy = meta[column].to_numpy(np.float64)
         labels = headline_classes(class_columns(meta))
-        groups = {"all": energy} if labels is None else {
-            k: energy[(labels == k).to_numpy()] for k in _counts(labels)}
+        groups = (
+            {"all": energy}
+            if labels is None
+            else {k: energy[(labels == k).to_numpy()] for k in _counts(labels)}
+        )
         finite = energy[np.isfinite(energy)]
         n_bins = int(np.clip(2 * np.sqrt(finite.size), 10, 50))  # ~2 sqrt(n): smooth, not coarse
-        bins = np.linspace(0, max(float(finite.max()) if finite.size else 1.0, 1e-6) * 1.02,
-                           n_bins + 1)
+        bins = np.linspace(0, max(float(finite.max()) if finite.size else 1.0, 1e-6) * 1.02, n_bins + 1)
         fig = Figure(figsize=(8, 5), layout="constrained")
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
         for k, v in groups.items():
             v = v[np.isfinite(v)]
-            ax.hist(v, bins=bins, histtype="step", linewidth=1.8,
-                    label=f"{k} ({v.size}, mean {v.mean():.2f} GeV)" if v.size else f"{k} (0)")
+            ax.hist(
+                v,
+                bins=bins,
+                histtype="step",
+                linewidth=1.8,
+                label=f"{k} ({v.size}, mean {v.mean():.2f} GeV)" if v.size else f"{k} (0)",
+            )
         ax.set_xlabel(f"neutrino energy ({column}) [GeV]")
         ax.set_ylabel(f"events / {bins[1] - bins[0]:.2f} GeV")
         ax.set_title(f"{name}: neutrino energy per class ({summary['events']} events)")

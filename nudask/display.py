@@ -20,9 +20,15 @@ from .events import ViewSpec
 WIRE_TIME = ("wire", "time")
 # truth columns shown in the title, in this order, with how to print them
 TITLE_FIELDS = {
-    "nu_pdg": "pdg {:d}", "is_cc": "is_cc {:d}", "interaction": "interaction {:d}",
-    "current": "{}", "flavour": "{}", "mode": "{}", "nu_energy": "E_nu {:.3f} GeV",
-    "nuenergy": "E_nu {:.3f} GeV", "lep_energy": "E_lep {:.3f} GeV",
+    "nu_pdg": "pdg {:d}",
+    "is_cc": "is_cc {:d}",
+    "interaction": "interaction {:d}",
+    "current": "{}",
+    "flavour": "{}",
+    "mode": "{}",
+    "nu_energy": "E_nu {:.3f} GeV",
+    "nuenergy": "E_nu {:.3f} GeV",
+    "lep_energy": "E_lep {:.3f} GeV",
     "lepenergy": "E_lep {:.3f} GeV",
 }
 
@@ -58,8 +64,13 @@ def to_uint8(image: np.ndarray, spec: ViewSpec) -> np.ndarray:
     array([  0, 127, 255], dtype=uint8)
     """
     image = np.asarray(image)
-    if spec.vmax is None and image.size and np.allclose(image, np.round(image)) \
-            and image.min() >= 0 and image.max() <= 255:
+    if (
+        spec.vmax is None
+        and image.size
+        and np.allclose(image, np.round(image))
+        and image.min() >= 0
+        and image.max() <= 255
+    ):
         return image.astype(np.uint8)
     scaled = image.astype(np.float32) * np.float32(255 / colour_max(image, spec))
     return np.clip(scaled, 0, 255).astype(np.uint8)
@@ -91,13 +102,15 @@ def title_of(row: Any) -> str:
                 truth.append(fmt.format(int(value) if "d}" in fmt else value))
             except (TypeError, ValueError):
                 truth.append(f"{column} {value}")
-    source = f"({os.path.basename(str(row['source_file']))}, row {row['event_index']})" \
-        if "source_file" in row.index else ""
+    source = (
+        f"({os.path.basename(str(row['source_file']))}, row {row['event_index']})"
+        if "source_file" in row.index
+        else ""
+    )
     return "\n".join(p for p in (f"{ident}    {source}".strip(), "   ".join(truth)) if p)
 
 
-def show_event(ds, i: int, out_path: str | os.PathLike, *, cmap: str = "viridis",
-               dpi: int = 120) -> Path:
+def show_event(ds, i: int, out_path: str | os.PathLike, *, cmap: str = "viridis", dpi: int = 120) -> Path:
     """Write a PNG event display of every view of event ``i`` of ``ds``.
 
     Parameters
@@ -148,9 +161,16 @@ def show_event(ds, i: int, out_path: str | os.PathLike, *, cmap: str = "viridis"
         pooled, step = max_pool(arr, step0)
         h, w = pooled.shape[0] * step[0], pooled.shape[1] * step[1]
         upper = not is_wire_time(spec)
-        im = ax.imshow(pooled, cmap=cmap, vmin=0, vmax=top, interpolation="nearest",
-                       origin="upper" if upper else "lower", aspect="equal",
-                       extent=(-0.5, w - 0.5, h - 0.5, -0.5) if upper else (-0.5, w - 0.5, -0.5, h - 0.5))
+        im = ax.imshow(
+            pooled,
+            cmap=cmap,
+            vmin=0,
+            vmax=top,
+            interpolation="nearest",
+            origin="upper" if upper else "lower",
+            aspect="equal",
+            extent=(-0.5, w - 0.5, h - 0.5, -0.5) if upper else (-0.5, w - 0.5, -0.5, h - 0.5),
+        )
         ax.set_xlim(-0.5, arr.shape[1] - 0.5)
         ax.set_ylim((arr.shape[0] - 0.5, -0.5) if upper else (-0.5, arr.shape[0] - 0.5))
         ax.set_anchor("W" if wire_time else "C")
@@ -158,13 +178,18 @@ def show_event(ds, i: int, out_path: str | os.PathLike, *, cmap: str = "viridis"
         ax.set_xlabel(x_axis)
         ax.set_ylabel(f"{y_axis} bin" if y_axis == "time" else y_axis)
         pooled_note = f", max over {step[1]}x{step[0]} px" if step != (1, 1) else ""
-        ax.set_title(f"view {name}: {arr.shape[1]} x {arr.shape[0]}, "
-                     f"{int(np.count_nonzero(arr))} non-zero{pooled_note}", fontsize=10, loc="left")
+        ax.set_title(
+            f"view {name}: {arr.shape[1]} x {arr.shape[0]}, "
+            f"{int(np.count_nonzero(arr))} non-zero{pooled_note}",
+            fontsize=10,
+            loc="left",
+        )
         if not shared:
             fig.colorbar(im, ax=ax, label="value", shrink=0.8, panchor=False)
     if shared:
-        fig.colorbar(im, ax=list(axes), label="charge (ADC sum per bin)", shrink=0.6, aspect=30,
-                     panchor=False)
+        fig.colorbar(
+            im, ax=list(axes), label="charge (ADC sum per bin)", shrink=0.6, aspect=30, panchor=False
+        )
     fig.suptitle(title_of(row), fontsize=11)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)

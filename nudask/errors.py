@@ -1,11 +1,22 @@
-"""The errors nudask raises about its inputs."""
+"""The one error hierarchy of nudask.
+
+Everything nudask raises on purpose about the user's inputs, configuration,
+datasets or outputs is a :class:`NudaskError`; the command line reports those
+as one line and exits 2. Anything else is a bug and keeps its traceback.
+The subclasses also derive from the builtin they refine (``ValueError``,
+``OSError``), so code written against the builtins keeps working.
+"""
 
 from __future__ import annotations
 
 import os
 
 
-class InputError(ValueError):
+class NudaskError(Exception):
+    """Base of the errors nudask raises on purpose; the message says what to do."""
+
+
+class InputError(NudaskError, ValueError):
     """An input file nudask cannot use; the message names it and says what to do."""
 
     def __init__(self, path: str | os.PathLike[str], problem: str, hint: str = ""):
@@ -17,3 +28,19 @@ class InputError(ValueError):
 
     def __reduce__(self):  # keep the fields across process boundaries
         return (type(self), (self.path, self.problem, self.hint))
+
+
+class ConfigError(NudaskError, ValueError):
+    """A configuration nudask cannot use; the message says which key and what is allowed."""
+
+
+class DataError(NudaskError, ValueError):
+    """A dataset (or a selection of it) that cannot be used for the task asked of it."""
+
+
+class DatasetError(NudaskError, ValueError):
+    """A dataset folder that is missing, incomplete, damaged or of an unknown version."""
+
+
+class OutputError(NudaskError, OSError):
+    """An output that cannot be written (exists with other settings, locked, disk full, ...)."""

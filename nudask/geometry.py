@@ -47,8 +47,13 @@ class WireGeometry:
 MICROBOONE = WireGeometry("microboone", wires=(2400, 2400, 3456), ticks=6400)
 # one tenth of the wires, a fifth of the ticks; the volume shrinks to match
 SMALL = WireGeometry(
-    "small", wires=(240, 240, 346), ticks=1280,
-    x_max=25.6 * 2, y_half=11.6, z_max=103.7, trigger_tick=160,
+    "small",
+    wires=(240, 240, 346),
+    ticks=1280,
+    x_max=25.6 * 2,
+    y_half=11.6,
+    z_max=103.7,
+    trigger_tick=160,
 )
 
 GEOMETRIES = {g.name: g for g in (MICROBOONE, SMALL)}
@@ -61,6 +66,4 @@ def get_geometry(name: str | WireGeometry) -> WireGeometry:
     try:
         return GEOMETRIES[name]
     except KeyError:
-        raise ValueError(
-            f"unknown geometry {name!r}; known: {', '.join(sorted(GEOMETRIES))}"
-        ) from None
+        raise ValueError(f"unknown geometry {name!r}; known: {', '.join(sorted(GEOMETRIES))}") from None

@@ -27,8 +27,7 @@ RUN_LOG = "_run_log.json"
 
 def worker_identity() -> dict[str, Any]:
     """Host, pid and batch job of the calling process (run on each worker)."""
-    return {"host": socket.gethostname(), "pid": os.getpid(),
-            "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
+    return {"host": socket.gethostname(), "pid": os.getpid(), "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
 
 
 @dataclass
@@ -63,8 +62,11 @@ class RunLog:
         self.extra["by_process"] = per
         seconds = [r["seconds"] for r in records if "seconds" in r]
         if seconds:
-            self.extra["chunk_seconds"] = {"min": min(seconds), "max": max(seconds),
-                                           "mean": round(sum(seconds) / len(seconds), 3)}
+            self.extra["chunk_seconds"] = {
+                "min": min(seconds),
+                "max": max(seconds),
+                "mean": round(sum(seconds) / len(seconds), 3),
+            }
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,9 +89,15 @@ class _WorkerWatch:
         jobs = _job_ids(self.client)
         new = [a for a in info if a not in self.log.workers]
         for addr, w in info.items():
-            rec = self.log.workers.setdefault(addr, {"name": str(w.get("name")), "host": w.get("host"),
-                                                     "nthreads": w.get("nthreads"),
-                                                     "first_seen": now})
+            rec = self.log.workers.setdefault(
+                addr,
+                {
+                    "name": str(w.get("name")),
+                    "host": w.get("host"),
+                    "nthreads": w.get("nthreads"),
+                    "first_seen": now,
+                },
+            )
             rec["last_seen"] = now
             # jobs of several worker processes name them "<job name>-<k>"
             job = jobs.get(rec["name"]) or jobs.get(rec["name"].rpartition("-")[0])
@@ -133,8 +141,7 @@ def _safe_workers(client) -> dict:
 def _job_ids(client) -> dict[str, str]:
     """Worker name -> batch job id, when the client's cluster is a dask-jobqueue one."""
     workers = getattr(getattr(client, "cluster", None), "workers", None) or {}
-    return {str(name): job.job_id for name, job in list(workers.items())
-            if getattr(job, "job_id", None)}
+    return {str(name): job.job_id for name, job in list(workers.items()) if getattr(job, "job_id", None)}
 
 
 def _now() -> str:
@@ -142,8 +149,9 @@ def _now() -> str:
 
 
 @contextmanager
-def monitor_run(client, out_dir: str | os.PathLike, *, report: bool = True,
-                interval: float = 1.0) -> Iterator[RunLog]:
+def monitor_run(
+    client, out_dir: str | os.PathLike, *, report: bool = True, interval: float = 1.0
+) -> Iterator[RunLog]:
     """Record a run on ``client`` into ``out_dir`` (``_performance.html``, ``_run_log.json``).
 
     Parameters

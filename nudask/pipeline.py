@@ -86,20 +86,29 @@ def run_chunk(chunk: Chunk, *, reader: Reader, out: str, schema: pa.Schema, stor
     table = events_to_table(events, chunk.path, schema)
     info = write_parquet(table, os.path.join(out, part_name(chunk)), **storage)
     return {
-        "chunk": asdict(chunk), "file": info, "seconds": round(time.perf_counter() - t0, 3),
+        "chunk": asdict(chunk),
+        "file": info,
+        "seconds": round(time.perf_counter() - t0, 3),
         "worker": f"{socket.gethostname()}:{os.getpid()}",
     }
 
 
-def build(reader: Reader, chunks: Sequence[Chunk], schema: pa.Schema, out: str, *,
-          storage: dict) -> db.Bag:
+def build(reader: Reader, chunks: Sequence[Chunk], schema: pa.Schema, out: str, *, storage: dict) -> db.Bag:
     """Lazy bag of chunk records: one partition (one task) per chunk."""
     bag = db.from_sequence(chunks, npartitions=max(1, len(chunks)))
     return bag.map(run_chunk, reader=reader, out=out, schema=schema, storage=storage)
 
 
-def _run(client, bag: db.Bag, chunks: Sequence[Chunk], *, journal: Journal, on_error: str,
-         retries: int, progress: bool) -> list[dict]:
+def _run(
+    client,
+    bag: db.Bag,
+    chunks: Sequence[Chunk],
+    *,
+    journal: Journal,
+    on_error: str,
+    retries: int,
+    progress: bool,
+) -> list[dict]:
     """Compute the bag's tasks, journaling each finished chunk as it arrives."""
     from distributed import as_completed
     from tqdm.auto import tqdm
@@ -177,13 +186,19 @@ def preprocess(
     paths = expand_inputs(inputs)
     out = os.path.abspath(os.fspath(out))
     rdr = get_reader(reader or guess_reader(paths[0]), **(reader_options or {}))
-    settings, storage = _settings(events_per_chunk, eight_bit, row_group_events, compression,
-                                  compression_level)
+    settings, storage = _settings(
+        events_per_chunk, eight_bit, row_group_events, compression, compression_level
+    )
     the_plan = plan(paths, rdr, on_error=on_error, **settings)
     if the_plan.schema is None:
         raise ValueError(f"none of the {len(paths)} inputs can be read: {the_plan.failed}")
-    spec = {"schema_version": SCHEMA_VERSION, "reader": rdr.name, "reader_options": rdr.options(),
-            "settings": {**settings, **storage}, "inputs": paths}
+    spec = {
+        "schema_version": SCHEMA_VERSION,
+        "reader": rdr.name,
+        "reader_options": rdr.options(),
+        "settings": {**settings, **storage},
+        "inputs": paths,
+    }
     resuming = prepare_output(out, spec, overwrite=overwrite)
     done = finished_chunks(out, the_plan.chunks) if resuming else {}
     todo = [c for c in the_plan.chunks if c not in done]
@@ -201,14 +216,21 @@ def preprocess(
     bag = build(rdr, todo, the_plan.schema, out, storage=storage)
     journal = Journal(out)
     try:
-        with client_or_local(client, verbose=progress) as cl, monitor_run(
-            cl, out, report=config.get("preprocess.performance-report")) as run_log:
+        with (
+            client_or_local(client, verbose=progress) as cl,
+            monitor_run(cl, out, report=config.get("preprocess.performance-report")) as run_log,
+        ):
             sums = []
             if config.get("preprocess.checksum", checksum):
                 sums = cl.map(file_sha256, [i["path"] for i in the_plan.inputs], pure=False)
             new = _run(
-                cl, bag, todo, journal=journal, on_error=on_error,
-                retries=int(config.get("preprocess.retries", retries)), progress=progress,
+                cl,
+                bag,
+                todo,
+                journal=journal,
+                on_error=on_error,
+                retries=int(config.get("preprocess.retries", retries)),
+                progress=progress,
             )
             run_log.add_chunks(new)  # this run's chunks only: events/s of this run
             run_log.extra["resumed_chunks"] = len(done)
@@ -221,13 +243,17 @@ def preprocess(
     write_manifest(out, manifest)
     if progress:
         n_fail = len(manifest["failed"])
-        print(f"nudask: wrote {manifest['events']} events in {len(manifest['files'])} files to {out}"
-              + (f"; {n_fail} failed (see {MANIFEST})" if n_fail else ""), flush=True)
+        print(
+            f"nudask: wrote {manifest['events']} events in {len(manifest['files'])} files to {out}"
+            + (f"; {n_fail} failed (see {MANIFEST})" if n_fail else ""),
+            flush=True,
+        )
     return open_dataset(out)
 
 
-def _manifest(rdr: Reader, settings: dict, storage: dict, the_plan: Plan, records: list[dict],
-              seconds: float) -> dict:
+def _manifest(
+    rdr: Reader, settings: dict, storage: dict, the_plan: Plan, records: list[dict], seconds: float
+) -> dict:
     files = sorted((r for r in records if "file" in r), key=lambda r: r["file"]["name"])
     return new_manifest(
         reader=rdr.name,
@@ -235,12 +261,29 @@ def _manifest(rdr: Reader, settings: dict, storage: dict, the_plan: Plan, record
         settings={**settings, **storage},
         events=sum(r["file"]["rows"] for r in files),
         inputs=the_plan.inputs,
-        files=[{**r["file"], "source": r["chunk"]["path"], "start": r["chunk"]["start"],
-                "stop": r["chunk"]["stop"]} for r in files],
-        failed=the_plan.failed + [
-            {"path": r["chunk"]["path"], "start": r["chunk"]["start"], "stop": r["chunk"]["stop"],
-             "error": r["error"]} for r in records if "error" in r
+        files=[
+            {
+                **r["file"],
+                "source": r["chunk"]["path"],
+                "start": r["chunk"]["start"],
+                "stop": r["chunk"]["stop"],
+            }
+            for r in files
         ],
-        run={"seconds": round(seconds, 3), "chunks": len(records),
-             "workers": sorted({r["worker"] for r in records if "worker" in r})},
+        failed=the_plan.failed
+        + [
+            {
+                "path": r["chunk"]["path"],
+                "start": r["chunk"]["start"],
+                "stop": r["chunk"]["stop"],
+                "error": r["error"],
+            }
+            for r in records
+            if "error" in r
+        ],
+        run={
+            "seconds": round(seconds, 3),
+            "chunks": len(records),
+            "workers": sorted({r["worker"] for r in records if "worker" in r}),
+        },
     )

@@ -76,8 +76,11 @@ def finished_chunks(out: str, chunks: list[Chunk]) -> dict[Chunk, dict]:
             if chunk is None or info["rows"] != len(chunk):
                 continue
             part = os.path.join(out, info["name"])
-            if (os.path.exists(part) and os.path.getsize(part) == info["bytes"]
-                    and file_sha256(part) == info["sha256"]):
+            if (
+                os.path.exists(part)
+                and os.path.getsize(part) == info["bytes"]
+                and file_sha256(part) == info["sha256"]
+            ):
                 records[chunk] = record
     return records
 

@@ -89,7 +89,5 @@ def schema_info(schema: pa.Schema) -> dict:
 def views_of(schema: pa.Schema) -> dict[str, ViewSpec]:
     out = {}
     for name, v in schema_info(schema).get("views", {}).items():
-        out[name] = ViewSpec(
-            v["name"], tuple(v["axes"]), tuple(v["shape"]), v["dtype"], v.get("vmax")
-        )
+        out[name] = ViewSpec(v["name"], tuple(v["axes"]), tuple(v["shape"]), v["dtype"], v.get("vmax"))
     return out

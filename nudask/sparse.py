@@ -58,9 +58,7 @@ def to_dense(coo: Coo, out: np.ndarray | None = None, dtype=np.float32) -> np.nd
     return out
 
 
-def segment_sum_coo(
-    keys: np.ndarray, values: np.ndarray, shape: tuple[int, ...], dtype=np.float32
-) -> Coo:
+def segment_sum_coo(keys: np.ndarray, values: np.ndarray, shape: tuple[int, ...], dtype=np.float32) -> Coo:
     """Sum ``values`` sharing a flat C-order key into a COO of ``shape``.
 
     Sums are taken in float64 and rounded once, so the result does not depend

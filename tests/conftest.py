@@ -18,9 +18,17 @@ def bnb_files(tmp_path_factory):
     """Two small-geometry inclusive files, 9 and 7 events."""
     folder = tmp_path_factory.mktemp("bnb")
     return [
-        str(simulate_microboone(folder / f"bnb_WithWire_{k:02d}.h5", n_events=n, seed=k,
-                                geometry="small", subrun=k, first_event=1 + 100 * k,
-                                chunk_rows=200))
+        str(
+            simulate_microboone(
+                folder / f"bnb_WithWire_{k:02d}.h5",
+                n_events=n,
+                seed=k,
+                geometry="small",
+                subrun=k,
+                first_event=1 + 100 * k,
+                chunk_rows=200,
+            )
+        )
         for k, n in enumerate((9, 7))
     ]
 
@@ -33,8 +41,12 @@ def nova_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client():
     """An in-process Dask cluster: quick to start, enough for most tests."""
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as c:
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address="127.0.0.1:0"
+        ) as cluster,
+        Client(cluster) as c,
+    ):
         yield c
 
 

@@ -25,8 +25,9 @@ SLURM_BINARIES = ("slurmctld", "slurmd", "sbatch", "squeue", "scancel", "munged"
 def skip_or_fail(reason: str) -> None:
     """Skip with ``reason``; under ``CI`` fail instead (CI must run real-infrastructure tests)."""
     if os.environ.get("CI"):
-        pytest.fail(f"{reason} [CI={os.environ['CI']}: this test must run in CI, not be skipped]",
-                    pytrace=False)
+        pytest.fail(
+            f"{reason} [CI={os.environ['CI']}: this test must run in CI, not be skipped]", pytrace=False
+        )
     print(f"\nSKIPPED: {reason}", file=sys.stderr, flush=True)
     pytest.skip(reason)
 
@@ -49,8 +50,9 @@ def slurm_running() -> bool:
 
 def squeue(*fields: str) -> list[list[str]]:
     """Rows of ``squeue`` for all jobs, one list of ``fields`` (e.g. %i, %j, %T) per job."""
-    out = subprocess.run(["squeue", "-h", "-o", "|".join(fields)], capture_output=True, text=True,
-                         check=True, timeout=30).stdout
+    out = subprocess.run(
+        ["squeue", "-h", "-o", "|".join(fields)], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
     return [line.split("|") for line in out.splitlines() if line.strip()]
 
 
@@ -63,8 +65,7 @@ def slurm_session() -> Iterator[str]:
         if reason and not all(shutil.which(b) for b in SLURM_BINARIES):
             skip_or_fail(f"no SLURM: {reason}")
         try:
-            r = subprocess.run([str(DEPLOY / "slurm-up.sh")], capture_output=True, text=True,
-                               timeout=600)
+            r = subprocess.run([str(DEPLOY / "slurm-up.sh")], capture_output=True, text=True, timeout=600)
         except subprocess.TimeoutExpired:
             skip_or_fail("deploy/slurm-up.sh did not finish in 600 s")
         if r.returncode != 0:

@@ -79,8 +79,9 @@ def test_overrides_keyword_env_and_file(tmp_path, monkeypatch):
     monkeypatch.delenv("DASK_JOBQUEUE__SLURM_CPU__QUEUE")
     # an edited copy of deploy/jobqueue.yaml, by argument or $NUDASK_JOBQUEUE
     mine = tmp_path / "jobqueue.yaml"
-    mine.write_text("jobqueue:\n  slurm-cpu:\n    cores: 16\n    memory: 64GiB\n  tiny:\n"
-                    "    cores: 1\n    memory: 1GiB\n")
+    mine.write_text(
+        "jobqueue:\n  slurm-cpu:\n    cores: 16\n    memory: 64GiB\n  tiny:\n    cores: 1\n    memory: 1GiB\n"
+    )
     assert profile_options("slurm-cpu", profiles=mine)["cores"] == 16
     monkeypatch.setenv("NUDASK_JOBQUEUE", str(mine))
     assert profile_options("tiny")["walltime"] == "00:30:00"  # dask-jobqueue's default fills gaps
@@ -96,19 +97,35 @@ def test_overrides_keyword_env_and_file(tmp_path, monkeypatch):
 
 def test_dry_run_job_scripts():
     local = job_script("local-slurm")
-    for line in ("#SBATCH -J nudask-local", "#SBATCH -n 1", "#SBATCH --cpus-per-task=1",
-                 "#SBATCH --mem=2G", "#SBATCH -t 00:30:00",
-                 "#SBATCH -o /tmp/nudask-slurm-logs/nudask-local-%J.out"):
+    for line in (
+        "#SBATCH -J nudask-local",
+        "#SBATCH -n 1",
+        "#SBATCH --cpus-per-task=1",
+        "#SBATCH --mem=2G",
+        "#SBATCH -t 00:30:00",
+        "#SBATCH -o /tmp/nudask-slurm-logs/nudask-local-%J.out",
+    ):
         assert line in local.splitlines(), line
     command = local.strip().splitlines()[-1]
     assert command.startswith(f"{sys.executable} -m distributed.cli.dask_worker ")
-    for flags in ("--lifetime 25m --lifetime-stagger 1m", "--interface lo", "--nthreads 1",
-                  "--local-directory ${TMPDIR:-/tmp}", "--death-timeout 30"):
+    for flags in (
+        "--lifetime 25m --lifetime-stagger 1m",
+        "--interface lo",
+        "--nthreads 1",
+        "--local-directory ${TMPDIR:-/tmp}",
+        "--death-timeout 30",
+    ):
         assert flags in command, flags
 
     gpu = job_script("slurm-gpu", walltime="02:00:00", queue="a100", account="nu")
-    for line in ("#SBATCH -p a100", "#SBATCH -A nu", "#SBATCH -t 02:00:00", "#SBATCH --gres=gpu:1",
-                 "#SBATCH --mem=64G", "#SBATCH --cpus-per-task=8"):
+    for line in (
+        "#SBATCH -p a100",
+        "#SBATCH -A nu",
+        "#SBATCH -t 02:00:00",
+        "#SBATCH --gres=gpu:1",
+        "#SBATCH --mem=64G",
+        "#SBATCH --cpus-per-task=8",
+    ):
         assert line in gpu.splitlines(), line
     command = gpu.strip().splitlines()[-1]
     assert command.startswith("apptainer exec --nv ${NUDASK_SIF:-nudask.sif} python -m distributed")
@@ -138,8 +155,9 @@ def test_no_jobqueue_yaml_in_home_or_repo(tmp_path, how):
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "DASK_CONFIG"} | {"HOME": str(home)}
     before = sorted(p for p in REPO.rglob("jobqueue.yaml") if ".venv" not in p.parts)
-    subprocess.run([sys.executable, "-c", CHILD, how], cwd=REPO, env=env, check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-c", CHILD, how], cwd=REPO, env=env, check=True, capture_output=True, timeout=120
+    )
     written = list(home.rglob("*.yaml"))
     after = sorted(p for p in REPO.rglob("jobqueue.yaml") if ".venv" not in p.parts)
     assert after == before == [REPO / "deploy" / "jobqueue.yaml", REPO / "nudask" / "jobqueue.yaml"]
@@ -165,18 +183,32 @@ def test_dashboard_status_is_the_bokeh_page():
 
 
 def test_monitor_run_saves_report_and_log(tmp_path, client):
-    records = [{"chunk": {"path": "a.h5", "reader": "microboone", "start": k, "stop": k + 2},
-                "worker": "vm:1", "seconds": 0.5, "file": {"rows": 2}} for k in (0, 2)]
-    records.append({"chunk": {"path": "b.h5", "reader": "microboone", "start": 0, "stop": 2},
-                    "worker": "vm:2", "seconds": 0.1, "error": "InputError: bad"})
+    records = [
+        {
+            "chunk": {"path": "a.h5", "reader": "microboone", "start": k, "stop": k + 2},
+            "worker": "vm:1",
+            "seconds": 0.5,
+            "file": {"rows": 2},
+        }
+        for k in (0, 2)
+    ]
+    records.append(
+        {
+            "chunk": {"path": "b.h5", "reader": "microboone", "start": 0, "stop": 2},
+            "worker": "vm:2",
+            "seconds": 0.1,
+            "error": "InputError: bad",
+        }
+    )
     with monitor_run(client, tmp_path) as log:
         assert client.submit(sum, [1, 2]).result() == 3
         log.add_chunks(records)
     saved = read_run_log(tmp_path)
     assert saved["status"] == "completed" and saved["events"] == 4 and saved["tasks"] == 3
     assert saved["events_per_second"] == pytest.approx(4 / saved["seconds"], rel=0.01)
-    assert saved["failures"] == [{"path": "b.h5", "reader": "microboone", "start": 0, "stop": 2,
-                                  "error": "InputError: bad"}]
+    assert saved["failures"] == [
+        {"path": "b.h5", "reader": "microboone", "start": 0, "stop": 2, "error": "InputError: bad"}
+    ]
     assert saved["extra"]["by_process"]["vm:1"] == {"chunks": 2, "events": 4, "busy_seconds": 1.0}
     (worker,) = saved["workers"].values()
     assert worker["pid"] == os.getpid() and worker["slurm_job_id"] is None  # in-process cluster
@@ -194,9 +226,24 @@ def test_monitor_run_saves_report_and_log(tmp_path, client):
 def test_cli_dry_run_prints_the_job_script(capsys, tmp_path):
     from nudask.cli import main
 
-    assert main(["preprocess", "x.h5", "--out", str(tmp_path / "ds"), "--cluster", "slurm-gpu",
-                 "--cluster-option", "walltime=12:00:00", "--cluster-option", "queue=a100",
-                 "--dry-run"]) == 0
+    assert (
+        main(
+            [
+                "preprocess",
+                "x.h5",
+                "--out",
+                str(tmp_path / "ds"),
+                "--cluster",
+                "slurm-gpu",
+                "--cluster-option",
+                "walltime=12:00:00",
+                "--cluster-option",
+                "queue=a100",
+                "--dry-run",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     for line in ("#SBATCH -t 12:00:00", "#SBATCH -p a100", "#SBATCH --gres=gpu:1"):
         assert line in out.splitlines(), line

@@ -37,21 +37,27 @@ def test_def_file_passes_apptainer_rules():
     assert errors == [] and warnings == [], (errors, warnings)
 
 
-@pytest.mark.parametrize("broken, message", [
-    ("From: python:3.11-slim\n\n%post\n    echo hi\n%runscript\n    exec nudask\n",
-     "no 'Bootstrap:' header"),
-    ("Bootstrap: docker\nFrom: python:3.11-slim\n\n%psot\n    echo hi\n", "invalid section %psot"),
-    ("Bootstrap: dokcer\nFrom: python:3.11-slim\n\n%post\n    echo hi\n", "unknown bootstrap agent"),
-    ("Bootstrap: docker\n\n%post\n    echo hi\n", "needs a 'From:' line"),
-    ("Bootstrap docker\nFrom: python:3.11-slim\n%post\n    echo hi\n", "no 'Bootstrap:' header"),
-])
+@pytest.mark.parametrize(
+    "broken, message",
+    [
+        (
+            "From: python:3.11-slim\n\n%post\n    echo hi\n%runscript\n    exec nudask\n",
+            "no 'Bootstrap:' header",
+        ),
+        ("Bootstrap: docker\nFrom: python:3.11-slim\n\n%psot\n    echo hi\n", "invalid section %psot"),
+        ("Bootstrap: dokcer\nFrom: python:3.11-slim\n\n%post\n    echo hi\n", "unknown bootstrap agent"),
+        ("Bootstrap: docker\n\n%post\n    echo hi\n", "needs a 'From:' line"),
+        ("Bootstrap docker\nFrom: python:3.11-slim\n%post\n    echo hi\n", "no 'Bootstrap:' header"),
+    ],
+)
 def test_deflint_rejects_what_apptainer_rejects(tmp_path, broken, message):
     path = tmp_path / "bad.def"
     path.write_text(broken)
     errors, _ = deflint.lint(str(path))
     assert any(message in e for e in errors), errors
-    r = subprocess.run(["python3", str(DEPLOY / "deflint.py"), str(path)], capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run(
+        ["python3", str(DEPLOY / "deflint.py"), str(path)], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 1 and "FAIL" in r.stdout
 
 
@@ -72,8 +78,7 @@ def test_def_file_content():
         assert package in s["post"], package
     assert "TF=tensorflow-cpu" in s["arguments"]
     assert 'exec nudask "$@"' in s["runscript"]
-    for step in ("nudask simulate", "nudask preprocess", "open_dataset", "import tensorflow",
-                 "import keras"):
+    for step in ("nudask simulate", "nudask preprocess", "open_dataset", "import tensorflow", "import keras"):
         assert step in s["test"], step
 
 
@@ -95,18 +100,24 @@ def test_image_builds_and_passes_its_test(tmp_path):
     if reason:
         skip_or_fail(f"no Apptainer build: {reason}")
     try:
-        up = subprocess.run([str(DEPLOY / "apptainer-up.sh")], capture_output=True, text=True,
-                            timeout=1200)
+        up = subprocess.run([str(DEPLOY / "apptainer-up.sh")], capture_output=True, text=True, timeout=1200)
     except subprocess.TimeoutExpired:
         skip_or_fail("deploy/apptainer-up.sh did not finish in 1200 s")
     if up.returncode != 0:
         skip_or_fail(f"deploy/apptainer-up.sh failed (exit {up.returncode}): {up.stderr[-2000:]}")
-    probe = ("python -c 'import h5py, keras, pyarrow, tensorflow, nudask, nudask.cluster as c; "
-             "c.import_jobqueue(); print(\"image-ok\", nudask.__version__, tensorflow.__version__)'")
+    probe = (
+        "python -c 'import h5py, keras, pyarrow, tensorflow, nudask, nudask.cluster as c; "
+        'c.import_jobqueue(); print("image-ok", nudask.__version__, tensorflow.__version__)\''
+    )
     t0 = time.monotonic()
-    r = subprocess.run([str(DEPLOY / "apptainer-build-test.sh"), str(DEF), probe], cwd=REPO,
-                       env={**os.environ, "APPTAINER_OUT": str(tmp_path)}, capture_output=True,
-                       text=True, timeout=2300)
+    r = subprocess.run(
+        [str(DEPLOY / "apptainer-build-test.sh"), str(DEF), probe],
+        cwd=REPO,
+        env={**os.environ, "APPTAINER_OUT": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=2300,
+    )
     elapsed = time.monotonic() - t0
     log = tmp_path / "Singularity.ci.build.log"
     tail = log.read_text()[-3000:] if log.exists() else ""

@@ -18,8 +18,14 @@ from nudask.schema import SCHEMA_VERSION, schema_info
 @pytest.fixture(scope="module")
 def ds(bnb_files, tmp_path_factory, client):
     out = tmp_path_factory.mktemp("ds") / "bnb.parquet"
-    return nudask.preprocess(bnb_files, out, reader_options={"geometry": "small"},
-                             events_per_chunk=3, row_group_events=2, progress=False)
+    return nudask.preprocess(
+        bnb_files,
+        out,
+        reader_options={"geometry": "small"},
+        events_per_chunk=3,
+        row_group_events=2,
+        progress=False,
+    )
 
 
 def test_schema_columns_and_types(ds):
@@ -40,8 +46,9 @@ def test_schema_columns_and_types(ds):
 def test_indices_are_sorted_and_delta_encoded(ds):
     md = pq.ParquetFile(ds.files[0]).metadata
     assert md.num_row_groups >= 2 and md.row_group(0).num_rows == 2
-    cols = {md.row_group(0).column(k).path_in_schema: md.row_group(0).column(k)
-            for k in range(md.num_columns)}
+    cols = {
+        md.row_group(0).column(k).path_in_schema: md.row_group(0).column(k) for k in range(md.num_columns)
+    }
     assert "DELTA_BINARY_PACKED" in cols["y_wire.list.element"].encodings
     assert cols["y_wire.list.element"].compression == "ZSTD"
     table = pq.read_table(ds.files[0])
@@ -66,12 +73,15 @@ def test_pandas_reads_the_folder(ds):
 def test_duckdb_reads_the_folder(ds):
     rows = duckdb.sql(
         f"SELECT count(*), sum(len(y_value)), count(DISTINCT (run, subrun, event)) "
-        f"FROM read_parquet('{ds.path}/*.parquet')").fetchall()[0]
-    nnz = sum(pq.read_table(f, columns=["y_value"])["y_value"].combine_chunks()
-              .values.__len__() for f in ds.files)
+        f"FROM read_parquet('{ds.path}/*.parquet')"
+    ).fetchall()[0]
+    nnz = sum(
+        pq.read_table(f, columns=["y_value"])["y_value"].combine_chunks().values.__len__() for f in ds.files
+    )
     assert rows == (len(ds), nnz, len(ds))
-    cc = duckdb.sql(f"SELECT is_cc, count(*) FROM read_parquet('{ds.path}/*.parquet') "
-                    "GROUP BY is_cc ORDER BY is_cc").fetchall()
+    cc = duckdb.sql(
+        f"SELECT is_cc, count(*) FROM read_parquet('{ds.path}/*.parquet') GROUP BY is_cc ORDER BY is_cc"
+    ).fetchall()
     assert dict(cc) == ds.metadata.is_cc.value_counts().to_dict()
 
 

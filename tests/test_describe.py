@@ -28,8 +28,16 @@ def mb(tmp_path_factory, client):
     nudask.simulate_microboone(files[1], n_events=5, seed=1, geometry="small")
     bad = tmp / "bnb_02.h5"
     bad.write_bytes(b"not an hdf5 file")
-    ds = nudask.preprocess([*files, bad], out=tmp / "ds", reader="microboone", reader_options=SMALL,
-                           events_per_chunk=5, on_error="skip", progress=False, client=client)
+    ds = nudask.preprocess(
+        [*files, bad],
+        out=tmp / "ds",
+        reader="microboone",
+        reader_options=SMALL,
+        events_per_chunk=5,
+        on_error="skip",
+        progress=False,
+        client=client,
+    )
     return files, bad, ds
 
 
@@ -58,8 +66,9 @@ def test_counts_match_event_table(mb):
     assert s["files"] == len(ds.files) == len(list(Path(ds.path).glob("part-*.parquet")))
     pdg, cc = truth(files, "nu_pdg"), truth(files, "is_cc")
     assert s["counts"]["nu_pdg"] == {str(k): v for k, v in Counter(pdg.tolist()).items()}
-    assert s["counts"]["is_cc"] == {k: v for k, v in
-                                    {"CC": int((cc == 1).sum()), "NC": int((cc == 0).sum())}.items() if v}
+    assert s["counts"]["is_cc"] == {
+        k: v for k, v in {"CC": int((cc == 1).sum()), "NC": int((cc == 0).sum())}.items() if v
+    }
     flavour = {12: "nue", 14: "numu", 16: "nutau"}
     classes = Counter(f"{flavour[abs(p)]} {'CC' if c else 'NC'}" for p, c in zip(pdg, cc))
     assert s["counts"]["class"] == dict(classes)
@@ -73,8 +82,9 @@ def test_energy_stats_match_numpy(mb):
     assert s["energy"]["column"] == "nu_energy"
     np.testing.assert_allclose(as_list(s["energy"]["all"]), stats(e), rtol=1e-6)
     for code in np.unique(pdg):
-        np.testing.assert_allclose(as_list(s["energy"]["by"]["nu_pdg"][str(code)]), stats(e[pdg == code]),
-                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            as_list(s["energy"]["by"]["nu_pdg"][str(code)]), stats(e[pdg == code]), rtol=1e-6
+        )
     np.testing.assert_allclose(as_list(s["energy"]["by"]["is_cc"]["CC"]), stats(e[cc == 1]), rtol=1e-6)
 
 
@@ -84,7 +94,9 @@ def test_inputs_and_failures(mb):
     per_file = {os.path.basename(i["path"]): i for i in s["inputs"]}
     parts = Counter(os.path.basename(f).split("-")[1] for f in ds.files)  # part-{stem}-...
     assert {k: (v["events"], v["written"], v["parquet_files"]) for k, v in per_file.items()} == {
-        "bnb_00.h5": (7, 7, parts["bnb_00"]), "bnb_01.h5": (5, 5, parts["bnb_01"])}
+        "bnb_00.h5": (7, 7, parts["bnb_00"]),
+        "bnb_01.h5": (5, 5, parts["bnb_01"]),
+    }
     assert per_file["bnb_00.h5"]["size"] == os.path.getsize(files[0])
     assert [os.path.basename(f["path"]) for f in s["failed"]] == [bad.name]
     text = format_summary(s)
@@ -124,7 +136,7 @@ def test_format_summary_tables(mb):
     assert "dense / Parquet" in text and f"{s['storage']['dense_over_parquet']:.1f}" in text
     header = next(i for i, line in enumerate(lines) if line.startswith("nu_energy"))
     assert set(lines[header + 1]) <= {"-", " "}  # aligned table with a rule under the header
-    assert len({len(line) for line in lines[header + 2:header + 4]}) == 1
+    assert len({len(line) for line in lines[header + 2 : header + 4]}) == 1
 
 
 def png_ok(path, min_size):
@@ -152,8 +164,9 @@ def test_missing_columns_are_skipped(tmp_path, client):
     nudask.simulate_microboone(src, n_events=3, seed=2, geometry="small")
     with h5py.File(src, "a") as f:
         del f["event_table/nu_pdg"], f["event_table/nu_energy"]
-    ds = nudask.preprocess([src], out=tmp_path / "ds", reader="microboone", reader_options=SMALL,
-                           progress=False, client=client)
+    ds = nudask.preprocess(
+        [src], out=tmp_path / "ds", reader="microboone", reader_options=SMALL, progress=False, client=client
+    )
     s = summarize(ds, sample=2)
     assert set(s["counts"]) == {"is_cc"} and "energy" not in s
     text = format_summary(s)
@@ -164,8 +177,9 @@ def test_missing_columns_are_skipped(tmp_path, client):
 def test_nova_classes(tmp_path, client):
     src = tmp_path / "neutrino1.h5"
     nudask.simulate_nova(src, n_events=60, seed=0)
-    ds = nudask.preprocess([src], out=tmp_path / "ds", reader="nova", events_per_chunk=30,
-                           progress=False, client=client)
+    ds = nudask.preprocess(
+        [src], out=tmp_path / "ds", reader="nova", events_per_chunk=30, progress=False, client=client
+    )
     s = summarize(ds, sample=5)
     with h5py.File(src, "r") as f:
         code = f["neutrino/interaction"][:, 0].astype(int)
@@ -187,9 +201,11 @@ def test_dataset_without_files(tmp_path):
         def __init__(self):
             self.path, self.files = str(tmp_path / "ds"), []
             self.manifest = {
-                "reader": "microboone", "files": [],
+                "reader": "microboone",
+                "files": [],
                 "inputs": [{"path": "/data/a.h5", "size": 10, "events": 5}],
-                "failed": [{"path": "/data/a.h5", "start": 0, "stop": 5, "error": "OSError: boom"}]}
+                "failed": [{"path": "/data/a.h5", "start": 0, "stop": 5, "error": "OSError: boom"}],
+            }
 
         def __len__(self):
             return 0

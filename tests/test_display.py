@@ -17,16 +17,23 @@ YELLOW = np.array([253, 231, 37])  # viridis at 1.0: pixels at the top of the co
 def mb(tmp_path_factory, client):
     tmp = tmp_path_factory.mktemp("mb")
     nudask.simulate_microboone(tmp / "bnb.h5", n_events=4, seed=0, geometry="small")
-    return nudask.preprocess([tmp / "bnb.h5"], out=tmp / "ds", reader="microboone",
-                             reader_options={"geometry": "small"}, progress=False, client=client)
+    return nudask.preprocess(
+        [tmp / "bnb.h5"],
+        out=tmp / "ds",
+        reader="microboone",
+        reader_options={"geometry": "small"},
+        progress=False,
+        client=client,
+    )
 
 
 @pytest.fixture(scope="module")
 def nova(tmp_path_factory, client):
     tmp = tmp_path_factory.mktemp("nova")
     nudask.simulate_nova(tmp / "neutrino1.h5", n_events=6, seed=0)
-    return nudask.preprocess([tmp / "neutrino1.h5"], out=tmp / "ds", reader="nova", progress=False,
-                             client=client)
+    return nudask.preprocess(
+        [tmp / "neutrino1.h5"], out=tmp / "ds", reader="nova", progress=False, client=client
+    )
 
 
 def pixels(path) -> np.ndarray:
@@ -42,12 +49,14 @@ def top_of_scale(rgb: np.ndarray) -> np.ndarray:
 def drawn_block(ds, monkeypatch, tmp_path, block: dict[str, tuple[slice, slice]]):
     """Pixels at full scale in a display of a made-up event with ``block`` set to vmax,
     less those of a blank event (the colourbar); returns their (row, col) and the shape."""
+
     def fake(value):
         def image(i):
             out = {k: np.zeros(v.shape, np.float32) for k, v in ds.views.items()}
             for view, where in block.items():
                 out[view][where] = value
             return out
+
         return image
 
     monkeypatch.setattr(ds, "image", fake(255.0 if ds.views[next(iter(block))].vmax is None else 1e6))
@@ -73,8 +82,7 @@ def test_microboone_display(mb, tmp_path):
 def test_wire_time_is_transposed_time_up(mb, monkeypatch, tmp_path):
     # a block at the lowest wires and the latest time bins of plane u
     bins = mb.views["u"].shape[1]
-    hits, (h, w) = drawn_block(mb, monkeypatch, tmp_path,
-                               {"u": (slice(0, 12), slice(bins - 15, bins))})
+    hits, (h, w) = drawn_block(mb, monkeypatch, tmp_path, {"u": (slice(0, 12), slice(bins - 15, bins))})
     assert len(hits) > 20
     rows, cols = hits.mean(axis=0)
     # u is the top panel; time up puts late bins at its top, wire across puts wire 0 at its left

@@ -25,8 +25,13 @@ def test_peak_memory_does_not_grow_with_the_chunk(tmp_path):
     def peak(n_events):
         tracemalloc.start()
         try:
-            run_chunk(Chunk(path, reader.name, 0, n_events), reader=reader, out=str(tmp_path),
-                      schema=the_plan.schema, storage=storage)
+            run_chunk(
+                Chunk(path, reader.name, 0, n_events),
+                reader=reader,
+                out=str(tmp_path),
+                schema=the_plan.schema,
+                storage=storage,
+            )
             return tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()

@@ -93,8 +93,7 @@ def test_truth_and_ids_come_from_event_table(small, bnb_files):
         ids = f["event_table/event_id"][()]
         energy = f["event_table/nu_energy"][:, 0]
         vtx = f["event_table/nu_vtx"][()]
-    assert [tuple(int(x) for x in i) for i in ids] == [
-        (e.id.run, e.id.subrun, e.id.event) for e in events]
+    assert [tuple(int(x) for x in i) for i in ids] == [(e.id.run, e.id.subrun, e.id.event) for e in events]
     np.testing.assert_array_equal([e.metadata["nu_energy"] for e in events], energy)
     np.testing.assert_array_equal(np.stack([e.metadata["nu_vtx"] for e in events]), vtx)
     assert small.metadata_fields(path)["nu_vtx"] == ("<f4", (3,))
@@ -105,16 +104,20 @@ def test_wire_rows_are_placed_by_local_wire_not_row_order(small, bnb_files, tmp_
     path = shutil.copy(bnb_files[0], tmp_path / "reordered.h5")
     cols, seq = wire_table(path)
     # reverse the rows inside every event: same physics, other producer order
-    order = np.concatenate([np.arange(a, b)[::-1] for a, b in
-                            zip(np.cumsum(seq[:, 1]) - seq[:, 1], np.cumsum(seq[:, 1]))])
+    order = np.concatenate(
+        [np.arange(a, b)[::-1] for a, b in zip(np.cumsum(seq[:, 1]) - seq[:, 1], np.cumsum(seq[:, 1]))]
+    )
     rewrite(path, "wire_table", **{k: v[order] for k, v in cols.items()})
     for a, b in zip(read_all(small, bnb_files[0]), read_all(small, str(path)), strict=True):
         assert a.images == b.images
 
 
 def test_missing_wires_leave_zero_rows(small, tmp_path):
-    path = str(simulate_microboone(tmp_path / "dead.h5", n_events=3, geometry="small",
-                                   missing_wire_fraction=0.2, seed=5))
+    path = str(
+        simulate_microboone(
+            tmp_path / "dead.h5", n_events=3, geometry="small", missing_wire_fraction=0.2, seed=5
+        )
+    )
     with h5py.File(path) as f:
         rows = f["wire_table/event_id.seq_cnt"][:, 1]
         present = set(zip(f["wire_table/local_plane"][:, 0], f["wire_table/local_wire"][:, 0]))
@@ -131,22 +134,30 @@ def test_event_absent_from_wire_table_has_empty_images(small, bnb_files, tmp_pat
     start = int(seq[:2, 1].sum())
     keep = np.ones(len(cols["adc"]), bool)
     keep[start : start + seq[2, 1]] = False  # event 2 loses all its wire rows
-    rewrite(path, "wire_table", **{k: v[keep] for k, v in cols.items()},
-            **{"event_id.seq_cnt": np.delete(seq, 2, axis=0)})
+    rewrite(
+        path,
+        "wire_table",
+        **{k: v[keep] for k, v in cols.items()},
+        **{"event_id.seq_cnt": np.delete(seq, 2, axis=0)},
+    )
     before, after = read_all(small, bnb_files[1]), read_all(small, str(path))
     assert [e.id for e in before] == [e.id for e in after]
     assert all(c.nnz == 0 for c in after[2].images.values())
     assert [e.images for k, e in enumerate(after) if k != 2] == [
-        e.images for k, e in enumerate(before) if k != 2]
+        e.images for k, e in enumerate(before) if k != 2
+    ]
     assert small.event_weights(str(path))[2] == 0
 
 
-@pytest.mark.parametrize("layout", [
-    {"compression": "gzip", "shuffle": True},
-    {"compression": "lzf"},
-    {"chunks": (50, 320), "compression": "gzip"},  # chunks split the ticks too
-    {},  # contiguous, uncompressed
-])
+@pytest.mark.parametrize(
+    "layout",
+    [
+        {"compression": "gzip", "shuffle": True},
+        {"compression": "lzf"},
+        {"chunks": (50, 320), "compression": "gzip"},  # chunks split the ticks too
+        {},  # contiguous, uncompressed
+    ],
+)
 def test_every_hdf5_layout_gives_the_same_events(small, bnb_files, tmp_path, layout):
     path = shutil.copy(bnb_files[1], tmp_path / "layout.h5")
     with h5py.File(path, "r+") as f:
@@ -194,8 +205,7 @@ def test_guess_picks_microboone(bnb_files, nova_file):
 
 # -- bad inputs: one line naming the file and the problem -------------------------------
 def test_nowire_file(small, tmp_path):
-    path = simulate_microboone(tmp_path / "bnb_NoWire_00.h5", n_events=2, geometry="small",
-                               with_wire=False)
+    path = simulate_microboone(tmp_path / "bnb_NoWire_00.h5", n_events=2, geometry="small", with_wire=False)
     with pytest.raises(InputError, match=r"bnb_NoWire_00.h5.*no 'wire_table'.*WithWire"):
         small.event_weights(str(path))
 

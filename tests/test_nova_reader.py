@@ -39,8 +39,7 @@ def test_views_are_decoded_as_two_by_100_by_80(nova_file):
     for k, ev in enumerate(evs):
         np.testing.assert_array_equal(to_dense(ev.images["xz"], dtype=np.uint8), right[k, 0])
         np.testing.assert_array_equal(to_dense(ev.images["yz"], dtype=np.uint8), right[k, 1])
-    assert any(not np.array_equal(to_dense(e.images["xz"]), wrong[k, ..., 0])
-               for k, e in enumerate(evs))
+    assert any(not np.array_equal(to_dense(e.images["xz"]), wrong[k, ..., 0]) for k, e in enumerate(evs))
     assert evs[0].images["xz"].values.dtype == np.uint8
     assert evs[0].images["xz"].index[0].dtype == np.uint8  # 100 planes fit in a byte
 
@@ -51,8 +50,14 @@ def test_metadata_keep_source_names_and_values(nova_file):
         nu = {k: d[:, 0] for k, d in f["neutrino"].items()}
     for k, ev in enumerate(evs):
         assert ev.id.run == nu["run"][k] and ev.id.subrun == nu["subrun"][k]
-        for name in ("nuenergy", "lepenergy", "interaction", "finalstate", "vtxz",
-                     "rec.training.trainingdata_idx"):
+        for name in (
+            "nuenergy",
+            "lepenergy",
+            "interaction",
+            "finalstate",
+            "vtxz",
+            "rec.training.trainingdata_idx",
+        ):
             assert ev.metadata[name] == nu[name][k]
     assert "run" not in evs[0].metadata  # carried by the event id
 
@@ -85,8 +90,7 @@ def test_preprocess_and_read_back(nova_file, tmp_path, client):
     assert len(ds) == len(maps)
     img = ds.image(7)
     np.testing.assert_array_equal(img["xz"], maps[7, 0].astype(np.float32))
-    assert ds.metadata.loc[7, "mode"] in {"QE", "RES", "DIS", "other", "NC", "nue-elastic",
-                                          "cosmic"}
+    assert ds.metadata.loc[7, "mode"] in {"QE", "RES", "DIS", "other", "NC", "nue-elastic", "cosmic"}
     assert ds.schema.field("xz_value").type.value_type == "uint8"
 
 

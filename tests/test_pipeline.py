@@ -37,10 +37,15 @@ def dataset_ids(ds):
 @pytest.mark.slow
 def test_local_process_cluster_conserves_every_event(bnb_files, tmp_path):
     """A real LocalCluster of worker processes: each input event lands once."""
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster):
-        ds = nudask.preprocess(bnb_files, tmp_path / "ds", reader_options=SMALL,
-                               events_per_chunk=2, progress=False)
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0"
+        ) as cluster,
+        Client(cluster),
+    ):
+        ds = nudask.preprocess(
+            bnb_files, tmp_path / "ds", reader_options=SMALL, events_per_chunk=2, progress=False
+        )
     assert sorted(dataset_ids(ds)) == sorted(input_ids(bnb_files))
     assert len(ds) == 16 == ds.manifest["events"]
     workers = ds.manifest["run"]["workers"]  # chunks ran in worker processes, not here
@@ -54,14 +59,14 @@ def test_local_process_cluster_conserves_every_event(bnb_files, tmp_path):
 
 
 def test_manifest_records_inputs_settings_and_files(bnb_files, tmp_path, client):
-    ds = nudask.preprocess(bnb_files, tmp_path / "ds", reader_options=SMALL,
-                           events_per_chunk=3, progress=False)
+    ds = nudask.preprocess(
+        bnb_files, tmp_path / "ds", reader_options=SMALL, events_per_chunk=3, progress=False
+    )
     m = json.loads((tmp_path / "ds" / MANIFEST).read_text())
     assert m["reader"] == "microboone" and m["reader_options"]["geometry"] == "small"
     assert m["reader_options"]["cutoff"] == 10.0 and m["settings"]["events_per_chunk"] == 3
     assert [i["events"] for i in m["inputs"]] == [9, 7]
-    assert all(len(i["sha256"]) == 64 and i["size"] == os.path.getsize(i["path"])
-               for i in m["inputs"])
+    assert all(len(i["sha256"]) == 64 and i["size"] == os.path.getsize(i["path"]) for i in m["inputs"])
     assert sum(f["rows"] for f in m["files"]) == 16 and m["failed"] == []
     names = sorted(os.listdir(tmp_path / "ds"))
     expected = [MANIFEST, RUN_FILE, JOURNAL, "_performance.html", "_run_log.json"]
@@ -72,10 +77,10 @@ def test_manifest_records_inputs_settings_and_files(bnb_files, tmp_path, client)
 
 
 def test_file_names_are_deterministic(bnb_files, tmp_path, client):
-    a = nudask.preprocess(bnb_files, tmp_path / "a", reader_options=SMALL, events_per_chunk=4,
-                          progress=False)
-    b = nudask.preprocess(bnb_files[::-1], tmp_path / "b", reader_options=SMALL,
-                          events_per_chunk=4, progress=False)
+    a = nudask.preprocess(bnb_files, tmp_path / "a", reader_options=SMALL, events_per_chunk=4, progress=False)
+    b = nudask.preprocess(
+        bnb_files[::-1], tmp_path / "b", reader_options=SMALL, events_per_chunk=4, progress=False
+    )
     assert [os.path.basename(f) for f in a.files] == [os.path.basename(f) for f in b.files]
     assert dataset_ids(a) == dataset_ids(b)
 
@@ -83,10 +88,17 @@ def test_file_names_are_deterministic(bnb_files, tmp_path, client):
 def test_skip_mode_finishes_good_files_and_lists_bad_ones(bnb_files, tmp_path, client):
     garbage = tmp_path / "bnb_WithWire_99.h5"
     garbage.write_bytes(b"\x89HDF\r\n" + b"0" * 1000)
-    nowire = nudask.simulate_microboone(tmp_path / "bnb_NoWire_00.h5", n_events=2,
-                                        geometry="small", with_wire=False)
-    ds = nudask.preprocess([bnb_files[0], garbage, nowire], tmp_path / "ds", reader="microboone",
-                           reader_options=SMALL, on_error="skip", progress=False)
+    nowire = nudask.simulate_microboone(
+        tmp_path / "bnb_NoWire_00.h5", n_events=2, geometry="small", with_wire=False
+    )
+    ds = nudask.preprocess(
+        [bnb_files[0], garbage, nowire],
+        tmp_path / "ds",
+        reader="microboone",
+        reader_options=SMALL,
+        on_error="skip",
+        progress=False,
+    )
     assert sorted(dataset_ids(ds)) == sorted(input_ids(bnb_files[:1]))
     failed = {os.path.basename(f["path"]): f["error"] for f in ds.manifest["failed"]}
     assert set(failed) == {"bnb_WithWire_99.h5", "bnb_NoWire_00.h5"}
@@ -95,12 +107,14 @@ def test_skip_mode_finishes_good_files_and_lists_bad_ones(bnb_files, tmp_path, c
 
 
 def test_raise_mode_stops_before_writing_anything(bnb_files, tmp_path, client):
-    nowire = nudask.simulate_microboone(tmp_path / "bnb_NoWire_00.h5", n_events=2,
-                                        geometry="small", with_wire=False)
+    nowire = nudask.simulate_microboone(
+        tmp_path / "bnb_NoWire_00.h5", n_events=2, geometry="small", with_wire=False
+    )
     out = tmp_path / "ds"
     with pytest.raises(InputError, match="bnb_NoWire_00.h5.*wire_table"):
-        nudask.preprocess([bnb_files[0], nowire], out, reader="microboone",
-                          reader_options=SMALL, progress=False)
+        nudask.preprocess(
+            [bnb_files[0], nowire], out, reader="microboone", reader_options=SMALL, progress=False
+        )
     assert not out.exists() or os.listdir(out) == []
 
 
@@ -113,8 +127,14 @@ def test_chunk_failing_mid_run_is_reported_in_skip_mode(bnb_files, tmp_path, cli
     with open(path, "r+b") as fh:
         fh.seek(info.byte_offset + 10)
         fh.write(b"\xff" * 64)
-    ds = nudask.preprocess([bnb_files[0], path], tmp_path / "ds", reader_options=SMALL,
-                           on_error="skip", events_per_chunk=100, progress=False)
+    ds = nudask.preprocess(
+        [bnb_files[0], path],
+        tmp_path / "ds",
+        reader_options=SMALL,
+        on_error="skip",
+        events_per_chunk=100,
+        progress=False,
+    )
     assert len(ds) == 9
     (fail,) = ds.manifest["failed"]
     assert fail["path"] == str(path) and "cannot read events" in fail["error"]
@@ -140,11 +160,11 @@ def test_other_settings_against_existing_output_are_refused(bnb_files, tmp_path,
 
 def test_eight_bit_mode_keeps_png_precision(bnb_files, tmp_path, client):
     exact = nudask.preprocess(bnb_files[1], tmp_path / "f32", reader_options=SMALL, progress=False)
-    coded = nudask.preprocess(bnb_files[1], tmp_path / "u8", reader_options=SMALL,
-                              eight_bit=True, progress=False)
+    coded = nudask.preprocess(
+        bnb_files[1], tmp_path / "u8", reader_options=SMALL, eight_bit=True, progress=False
+    )
     assert coded.schema.field("y_value").type.value_type == "uint8"
-    assert sum(f["bytes"] for f in coded.manifest["files"]) < sum(
-        f["bytes"] for f in exact.manifest["files"])
+    assert sum(f["bytes"] for f in coded.manifest["files"]) < sum(f["bytes"] for f in exact.manifest["files"])
     for i in range(len(exact)):
         for view, img in exact.image(i).items():
             np.testing.assert_allclose(coded.image(i)[view], img, atol=100 / 255 / 2 + 1e-4)

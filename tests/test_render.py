@@ -38,8 +38,8 @@ def test_sample_order_does_not_matter():
 
 def test_notebook_recipe_numbers():
     adc = np.zeros((2, 6400), np.float32)
-    adc[0, 0:6] = 1.0      # block sum 6 < 10 -> cut
-    adc[0, 6:12] = 2.0     # 12 kept
+    adc[0, 0:6] = 1.0  # block sum 6 < 10 -> cut
+    adc[0, 6:12] = 2.0  # 12 kept
     adc[1, 6396:6400] = 40  # partial last block (4 ticks) = 160 -> clipped to 100
     img = render_wire_plane(adc)
     assert img.shape == (2, 1067)
@@ -51,7 +51,10 @@ def test_cutoff_and_saturation_scale_with_factor():
     s = WireRender(12)
     assert (s.threshold, s.ceiling) == (20.0, 200.0)
     assert WireRender(6, cutoff=5, saturation=50).to_dict() == {
-        "factor": 6, "cutoff": 5.0, "saturation": 50.0}
+        "factor": 6,
+        "cutoff": 5.0,
+        "saturation": 50.0,
+    }
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5])

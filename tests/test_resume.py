@@ -81,13 +81,31 @@ def _journal_lines(out):
 @pytest.mark.slow
 def test_driver_killed_mid_run_resumes(tmp_path):
     """SIGKILL the whole `nudask preprocess` process, then rerun the same command."""
-    inputs = [str(nudask.simulate_microboone(tmp_path / f"bnb_WithWire_{k:02d}.h5", n_events=30,
-                                             geometry="small", seed=k, subrun=k)) for k in (0, 1)]
+    inputs = [
+        str(
+            nudask.simulate_microboone(
+                tmp_path / f"bnb_WithWire_{k:02d}.h5", n_events=30, geometry="small", seed=k, subrun=k
+            )
+        )
+        for k in (0, 1)
+    ]
     out = str(tmp_path / "ds")
-    cmd = [sys.executable, "-m", "nudask", "preprocess", *inputs, "--out", out,
-           "-O", "geometry=small", "--events-per-chunk", "1", "--workers", "1"]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    cmd = [
+        sys.executable,
+        "-m",
+        "nudask",
+        "preprocess",
+        *inputs,
+        "--out",
+        out,
+        "-O",
+        "geometry=small",
+        "--events-per-chunk",
+        "1",
+        "--workers",
+        "1",
+    ]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while _journal_lines(out) < 5 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -105,15 +123,30 @@ def test_driver_killed_mid_run_resumes(tmp_path):
 
 @pytest.mark.slow
 def test_local_worker_killed_mid_run_loses_no_event(tmp_path):
-    inputs = [str(nudask.simulate_microboone(tmp_path / f"bnb_WithWire_{k:02d}.h5", n_events=30,
-                                             geometry="small", seed=k, subrun=k)) for k in (0, 1)]
+    inputs = [
+        str(
+            nudask.simulate_microboone(
+                tmp_path / f"bnb_WithWire_{k:02d}.h5", n_events=30, geometry="small", seed=k, subrun=k
+            )
+        )
+        for k in (0, 1)
+    ]
     out = str(tmp_path / "ds")
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         pids = client.run(os.getpid)
         result = {}
-        run = threading.Thread(target=lambda: result.update(ds=nudask.preprocess(
-            inputs, out, reader_options=SMALL, events_per_chunk=1, progress=False, client=client)))
+        run = threading.Thread(
+            target=lambda: result.update(
+                ds=nudask.preprocess(
+                    inputs, out, reader_options=SMALL, events_per_chunk=1, progress=False, client=client
+                )
+            )
+        )
         run.start()
         deadline = time.time() + 60
         while _journal_lines(out) < 3 and time.time() < deadline:

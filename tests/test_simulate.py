@@ -13,23 +13,46 @@ SMALL = get_geometry("small")
 I4, F4, S64 = np.dtype("int32"), np.dtype("float32"), np.dtype("S64")
 # formats.md section 1, written out independently of the simulator's own schema
 MICROBOONE = {
-    "event_table": {"is_cc": (I4, 1), "nu_pdg": (I4, 1), "nu_energy": (F4, 1),
-                    "lep_energy": (F4, 1), "nu_dir": (F4, 3), "nu_vtx": (F4, 3),
-                    "nu_vtx_corr": (F4, 3), "nu_vtx_wire_pos": (I4, 3),
-                    "nu_vtx_wire_time": (F4, 1)},
-    "wire_table": {"tpc": (I4, 1), "local_plane": (I4, 1), "local_wire": (F4, 1),
-                   "adc": (F4, SMALL.ticks)},
-    "hit_table": {"hit_id": (I4, 1), "integral": (F4, 1), "rms": (F4, 1), "tpc": (I4, 1),
-                  "local_plane": (I4, 1), "local_wire": (I4, 1), "local_time": (F4, 1)},
-    "edep_table": {"hit_id": (I4, 1), "g4_id": (I4, 1), "energy": (F4, 1),
-                   "energy_fraction": (F4, 1)},
-    "particle_table": {"g4_id": (I4, 1), "g4_pdg": (I4, 1), "parent_id": (I4, 1),
-                       "category": (I4, 1), "instance": (I4, 1), "momentum": (F4, 1),
-                       "start_position": (F4, 3), "end_position": (F4, 3),
-                       "start_position_corr": (F4, 3), "end_position_corr": (F4, 3),
-                       "start_wire_pos": (I4, 3), "end_wire_pos": (I4, 3),
-                       "start_wire_time": (F4, 1), "end_wire_time": (F4, 1),
-                       "start_process": (S64, 1), "end_process": (S64, 1)},
+    "event_table": {
+        "is_cc": (I4, 1),
+        "nu_pdg": (I4, 1),
+        "nu_energy": (F4, 1),
+        "lep_energy": (F4, 1),
+        "nu_dir": (F4, 3),
+        "nu_vtx": (F4, 3),
+        "nu_vtx_corr": (F4, 3),
+        "nu_vtx_wire_pos": (I4, 3),
+        "nu_vtx_wire_time": (F4, 1),
+    },
+    "wire_table": {"tpc": (I4, 1), "local_plane": (I4, 1), "local_wire": (F4, 1), "adc": (F4, SMALL.ticks)},
+    "hit_table": {
+        "hit_id": (I4, 1),
+        "integral": (F4, 1),
+        "rms": (F4, 1),
+        "tpc": (I4, 1),
+        "local_plane": (I4, 1),
+        "local_wire": (I4, 1),
+        "local_time": (F4, 1),
+    },
+    "edep_table": {"hit_id": (I4, 1), "g4_id": (I4, 1), "energy": (F4, 1), "energy_fraction": (F4, 1)},
+    "particle_table": {
+        "g4_id": (I4, 1),
+        "g4_pdg": (I4, 1),
+        "parent_id": (I4, 1),
+        "category": (I4, 1),
+        "instance": (I4, 1),
+        "momentum": (F4, 1),
+        "start_position": (F4, 3),
+        "end_position": (F4, 3),
+        "start_position_corr": (F4, 3),
+        "end_position_corr": (F4, 3),
+        "start_wire_pos": (I4, 3),
+        "end_wire_pos": (I4, 3),
+        "start_wire_time": (F4, 1),
+        "end_wire_time": (F4, 1),
+        "start_process": (S64, 1),
+        "end_process": (S64, 1),
+    },
 }
 N_EVENTS = 12
 N_MISSING = round(0.002 * SMALL.n_wires)
@@ -99,8 +122,9 @@ def test_some_events_are_absent_from_truth_tables(truth):
     assert 0 < len(parts) < 200 and len(edeps) < len(parts) + 5
     missing = np.setdiff1d(np.arange(200), parts)
     assert np.all(truth["event_table"]["is_cc"][missing, 0] == 0)  # invisible NC events
-    assert not np.isin(truth["event_table"]["event_id"][missing, 2],
-                       truth["particle_table"]["event_id"][:, 2]).any()
+    assert not np.isin(
+        truth["event_table"]["event_id"][missing, 2], truth["particle_table"]["event_id"][:, 2]
+    ).any()
     assert len(truth["hit_table"]["event_id.seq_cnt"]) > 190  # cosmics in nearly every event
 
 
@@ -126,8 +150,9 @@ def test_wire_rows_shuffled_with_dead_wires(withwire):
 
 
 def test_unshuffled_complete_wires(tmp_path):
-    p = simulate_microboone(tmp_path / "a.h5", n_events=2, geometry="small",
-                            missing_wire_fraction=0.0, shuffle_wires=False)
+    p = simulate_microboone(
+        tmp_path / "a.h5", n_events=2, geometry="small", missing_wire_fraction=0.0, shuffle_wires=False
+    )
     w = read(p)["wire_table"]
     assert w["event_id.seq_cnt"][:, 1].tolist() == [SMALL.n_wires] * 2
     key = w["local_plane"][:, 0] * 10_000 + w["local_wire"][:, 0]
@@ -138,8 +163,9 @@ def dense_planes(data, event):
     w = data["wire_table"]
     rows = spans(w)[event]
     planes = [np.zeros((n, SMALL.ticks), np.float32) for n in SMALL.wires]
-    for p, wire, adc in zip(w["local_plane"][rows, 0], w["local_wire"][rows, 0].astype(int),
-                            w["adc"][rows], strict=True):
+    for p, wire, adc in zip(
+        w["local_plane"][rows, 0], w["local_wire"][rows, 0].astype(int), w["adc"][rows], strict=True
+    ):
         planes[p][wire] = adc
     return planes
 
@@ -156,16 +182,19 @@ def test_waveforms_agree_with_hits(withwire):
         for n in range(3):  # all the charge is in hits, and every hit peaks on charge
             sel = p == n
             assert np.all(planes[n][w[sel], t[sel]] > 0)
-            np.testing.assert_allclose(planes[n].sum(dtype=np.float64),
-                                       hits["integral"][rows, 0][sel].sum(dtype=np.float64),
-                                       rtol=1e-4)
+            np.testing.assert_allclose(
+                planes[n].sum(dtype=np.float64),
+                hits["integral"][rows, 0][sel].sum(dtype=np.float64),
+                rtol=1e-4,
+            )
         occupancy = np.mean([np.count_nonzero(q) / q.size for q in planes])
         assert 0 < occupancy < 0.05
 
 
 def test_chunk_layout_does_not_change_data(tmp_path, withwire):
-    other = simulate_microboone(tmp_path / "b.h5", n_events=N_EVENTS, seed=1, geometry="small",
-                                chunk_rows=37, compression_level=1)
+    other = simulate_microboone(
+        tmp_path / "b.h5", n_events=N_EVENTS, seed=1, geometry="small", chunk_rows=37, compression_level=1
+    )
     with h5py.File(withwire) as a, h5py.File(other) as b:
         assert b["wire_table/adc"].chunks == (37, SMALL.ticks)
         np.testing.assert_array_equal(a["wire_table/adc"][()], b["wire_table/adc"][()])
@@ -194,8 +223,9 @@ def test_adc_reads_back_exactly(tmp_path, monkeypatch):
 
 
 def test_nowire_has_the_same_events(tmp_path, withwire):
-    p = simulate_microboone(tmp_path / "bnb_NoWire_00.h5", n_events=N_EVENTS, seed=1,
-                            geometry="small", with_wire=False)
+    p = simulate_microboone(
+        tmp_path / "bnb_NoWire_00.h5", n_events=N_EVENTS, seed=1, geometry="small", with_wire=False
+    )
     nowire, full = read(p), read(withwire)
     assert "wire_table" not in nowire and set(nowire) == set(MICROBOONE) - {"wire_table"}
     for group in nowire:
@@ -204,8 +234,9 @@ def test_nowire_has_the_same_events(tmp_path, withwire):
 
 
 def test_deterministic_per_seed(tmp_path, withwire):
-    again = read(simulate_microboone(tmp_path / "a.h5", n_events=N_EVENTS, seed=1,
-                                     geometry="small", chunk_rows=300))
+    again = read(
+        simulate_microboone(tmp_path / "a.h5", n_events=N_EVENTS, seed=1, geometry="small", chunk_rows=300)
+    )
     first = read(withwire)
     for group in first:
         for col in first[group]:
@@ -213,8 +244,9 @@ def test_deterministic_per_seed(tmp_path, withwire):
     other = read(simulate_microboone(tmp_path / "b.h5", n_events=3, seed=99, geometry="small"))
     assert not np.array_equal(other["event_table"]["nu_vtx"], first["event_table"]["nu_vtx"][:3])
     # event k depends on (seed, k) only, not on how many events the file holds
-    short = read(simulate_microboone(tmp_path / "c.h5", n_events=3, seed=1, geometry="small",
-                                     with_wire=False))
+    short = read(
+        simulate_microboone(tmp_path / "c.h5", n_events=3, seed=1, geometry="small", with_wire=False)
+    )
     for col, values in short["event_table"].items():
         np.testing.assert_array_equal(values, first["event_table"][col][:3])
     assert other["event_table"]["event_id"][0, 1] != first["event_table"]["event_id"][0, 1]
@@ -227,13 +259,16 @@ def test_truth_is_consistent(truth):
     assert np.all((x >= 0) & (x <= SMALL.x_max) & (np.abs(y) <= SMALL.y_half))
     assert np.all((z >= 0) & (z <= SMALL.z_max))
     s60 = np.sin(np.pi / 3)
-    coord = np.stack([0.5 * z + (y + SMALL.y_half) * s60, 0.5 * z - (y - SMALL.y_half) * s60, z],
-                     axis=1) / SMALL.wire_pitch_cm
+    coord = (
+        np.stack([0.5 * z + (y + SMALL.y_half) * s60, 0.5 * z - (y - SMALL.y_half) * s60, z], axis=1)
+        / SMALL.wire_pitch_cm
+    )
     pos = ev["nu_vtx_wire_pos"]
     assert np.all((coord > pos - 1e-4) & (coord < pos + 1 + 1e-4))
     assert np.all((pos >= 0) & (pos < np.array(SMALL.wires)))
-    np.testing.assert_allclose(ev["nu_vtx_wire_time"][:, 0],
-                               SMALL.trigger_tick + x / SMALL.drift_cm_per_tick, rtol=1e-5)
+    np.testing.assert_allclose(
+        ev["nu_vtx_wire_time"][:, 0], SMALL.trigger_tick + x / SMALL.drift_cm_per_tick, rtol=1e-5
+    )
     assert np.all(np.abs(ev["nu_vtx_corr"] - ev["nu_vtx"]) < 5)
     np.testing.assert_allclose(np.linalg.norm(ev["nu_dir"], axis=1), 1, rtol=1e-5)
     assert np.all(ev["nu_dir"][:, 2] > 0.99)
@@ -270,8 +305,11 @@ def test_truth_is_consistent(truth):
 
 
 def test_nue_sample(tmp_path):
-    ev = read(simulate_microboone(tmp_path / "nue_NoWire_00.h5", n_events=20, sample="nue",
-                                  geometry="small", with_wire=False))
+    ev = read(
+        simulate_microboone(
+            tmp_path / "nue_NoWire_00.h5", n_events=20, sample="nue", geometry="small", with_wire=False
+        )
+    )
     assert np.all(ev["event_table"]["is_cc"] == 1)
     assert np.all(np.abs(ev["event_table"]["nu_pdg"]) == 12)
     prim = ev["particle_table"]["parent_id"][:, 0] == 0
@@ -309,10 +347,24 @@ def test_full_geometry_occupancy(tmp_path):
 
 
 # -- NOvA -------------------------------------------------------------------------------------
-NOVA = {"cycle": "u4", "evt": "u4", "finalstate": "u4", "finalstateprong": "u4",
-        "interaction": "u4", "lepenergy": "f4", "nuenergy": "f4", "parent": "u4",
-        "particles": "u4", "rec.training.trainingdata_idx": "u4", "run": "u4", "subevt": "u2",
-        "subrun": "u4", "vtxx": "f8", "vtxy": "f8", "vtxz": "f8"}
+NOVA = {
+    "cycle": "u4",
+    "evt": "u4",
+    "finalstate": "u4",
+    "finalstateprong": "u4",
+    "interaction": "u4",
+    "lepenergy": "f4",
+    "nuenergy": "f4",
+    "parent": "u4",
+    "particles": "u4",
+    "rec.training.trainingdata_idx": "u4",
+    "run": "u4",
+    "subevt": "u2",
+    "subrun": "u4",
+    "vtxx": "f8",
+    "vtxy": "f8",
+    "vtxz": "f8",
+}
 
 
 @pytest.fixture(scope="module")

@@ -54,8 +54,13 @@ def slurm_client(slurm, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("slurm")
     # a lost job is replaced after this delay (default 15 s)
     with dask.config.set({"distributed.deploy.lost-worker-timeout": "2s"}):
-        cluster = slurm_cluster("local-slurm", jobs=2, local_directory=str(tmp / "local"),
-                                log_directory=str(tmp / "logs"), walltime="00:15:00")
+        cluster = slurm_cluster(
+            "local-slurm",
+            jobs=2,
+            local_directory=str(tmp / "local"),
+            log_directory=str(tmp / "logs"),
+            walltime="00:15:00",
+        )
         try:
             with Client(cluster) as client:
                 client.wait_for_workers(2, timeout=120)
@@ -68,15 +73,15 @@ def slurm_client(slurm, tmp_path_factory):
 def many_chunks(tmp_path_factory, bnb_files):
     """bnb_files plus a 24-event file: 40 one-event chunks keep two workers busy a few seconds."""
     path = tmp_path_factory.mktemp("many") / "bnb_WithWire_07.h5"
-    extra = nudask.simulate_microboone(path, n_events=24, seed=7, geometry="small", subrun=7,
-                                       first_event=701, chunk_rows=200)
+    extra = nudask.simulate_microboone(
+        path, n_events=24, seed=7, geometry="small", subrun=7, first_event=701, chunk_rows=200
+    )
     return [*bnb_files, str(extra)]
 
 
 def job_state(job: str) -> tuple[str, str]:
     """(JobState, ExitCode) of a job, from ``scontrol show job``."""
-    out = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True,
-                         timeout=30).stdout
+    out = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True, timeout=30).stdout
     state = re.search(r"JobState=(\S+)", out)
     code = re.search(r"ExitCode=(\S+)", out)
     return (state.group(1) if state else "?", code.group(1) if code else "?")
@@ -88,9 +93,25 @@ def sbatch_wait(script: str, options: list[str], args: list[str], cwd, **env) ->
     Polls scontrol itself: ``sbatch --wait`` backs off to 30 s between its polls.
     """
     env = {**os.environ, "NUDASK_PYTHON": sys.executable, "NUDASK_DEPLOY": str(DEPLOY), **env}
-    r = subprocess.run(["sbatch", "--parsable", "-t", "10", "-o", "job-%j.out", *options,
-                        str(DEPLOY / "sbatch" / script), *args],
-                       cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=True)
+    r = subprocess.run(
+        [
+            "sbatch",
+            "--parsable",
+            "-t",
+            "10",
+            "-o",
+            "job-%j.out",
+            *options,
+            str(DEPLOY / "sbatch" / script),
+            *args,
+        ],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     job = r.stdout.strip().split(";")[0]
     deadline = time.monotonic() + 300
     while (state := job_state(job))[0] in {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING"}:
@@ -102,17 +123,33 @@ def sbatch_wait(script: str, options: list[str], args: list[str], cwd, **env) ->
 
 
 def test_preprocess_sbatch_on_one_node(slurm, bnb_files, tmp_path):
-    out = sbatch_wait("preprocess.sbatch", ["-c", "2", "--mem=3G"],
-                      [*bnb_files, "--out", "ds", "-O", "geometry=small"], tmp_path)
+    out = sbatch_wait(
+        "preprocess.sbatch",
+        ["-c", "2", "--mem=3G"],
+        [*bnb_files, "--out", "ds", "-O", "geometry=small"],
+        tmp_path,
+    )
     assert "nudask-preprocess: done" in out
     assert sorted(dataset_ids(nudask.open_dataset(tmp_path / "ds"))) == sorted(input_ids(bnb_files))
 
 
 def test_preprocess_sbatch_as_driver_of_worker_jobs(slurm, bnb_files, tmp_path):
-    out = sbatch_wait("preprocess.sbatch", ["-c", "1", "--mem=1G"],
-                      [*bnb_files, "--out", "ds", "-O", "geometry=small",
-                       "--cluster-option", f"log_directory={tmp_path / 'logs'}"],
-                      tmp_path, NUDASK_CLUSTER="local-slurm", NUDASK_JOBS="1")
+    out = sbatch_wait(
+        "preprocess.sbatch",
+        ["-c", "1", "--mem=1G"],
+        [
+            *bnb_files,
+            "--out",
+            "ds",
+            "-O",
+            "geometry=small",
+            "--cluster-option",
+            f"log_directory={tmp_path / 'logs'}",
+        ],
+        tmp_path,
+        NUDASK_CLUSTER="local-slurm",
+        NUDASK_JOBS="1",
+    )
     assert "nudask-preprocess: done" in out
     ds = nudask.open_dataset(tmp_path / "ds")
     assert sorted(dataset_ids(ds)) == sorted(input_ids(bnb_files))
@@ -121,8 +158,12 @@ def test_preprocess_sbatch_as_driver_of_worker_jobs(slurm, bnb_files, tmp_path):
 
 def test_runner_sbatch_scheduler_client_and_worker_in_one_allocation(slurm, bnb_files, tmp_path):
     # 3 tasks (scheduler, client, worker) overcommitted onto one core of the node
-    out = sbatch_wait("runner.sbatch", ["-N", "1", "-n", "3", "-O", "--mem-per-cpu=1G"],
-                      ["preprocess", *bnb_files, "--out", "ds", "-O", "geometry=small"], tmp_path)
+    out = sbatch_wait(
+        "runner.sbatch",
+        ["-N", "1", "-n", "3", "-O", "--mem-per-cpu=1G"],
+        ["preprocess", *bnb_files, "--out", "ds", "-O", "geometry=small"],
+        tmp_path,
+    )
     assert "nudask-runner: 1 workers" in out and "nudask-runner: done" in out
     assert sorted(dataset_ids(nudask.open_dataset(tmp_path / "ds"))) == sorted(input_ids(bnb_files))
     assert not list(tmp_path.glob(".nudask-scheduler-*.json"))
@@ -177,9 +218,14 @@ def test_scancel_a_worker_mid_run_every_event_once(slurm_client, many_chunks, tm
     def run():
         try:
             with monitor_run(slurm_client, (tmp_path / "mon").__fspath__(), report=False) as log:
-                result["ds"] = nudask.preprocess(many_chunks, out, client=slurm_client,
-                                                 reader_options=SMALL, events_per_chunk=1,
-                                                 progress=False)
+                result["ds"] = nudask.preprocess(
+                    many_chunks,
+                    out,
+                    client=slurm_client,
+                    reader_options=SMALL,
+                    events_per_chunk=1,
+                    progress=False,
+                )
                 log.events = len(result["ds"])
         except BaseException as err:
             result["error"] = err

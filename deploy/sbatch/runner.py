@@ -35,14 +35,17 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("SLURM_MEM_PER_CPU"):  # MB; else Dask's default share of the node
         cpus = int(os.environ.get("SLURM_CPUS_PER_TASK", "1"))
         worker["memory_limit"] = f"{int(os.environ['SLURM_MEM_PER_CPU']) * cpus}MiB"
-    with slurm_runner(scheduler_file=a.scheduler_file,
-                      scheduler_options={"dashboard_address": ":8787"},
-                      worker_options=worker) as runner:
+    with slurm_runner(
+        scheduler_file=a.scheduler_file,
+        scheduler_options={"dashboard_address": ":8787"},
+        worker_options=worker,
+    ) as runner:
         # only the client task gets here
         with Client(runner) as client:
             client.wait_for_workers(runner.n_workers, timeout=a.wait)
-            print(f"nudask-runner: {runner.n_workers} workers; dashboard: {client.dashboard_link}",
-                  flush=True)
+            print(
+                f"nudask-runner: {runner.n_workers} workers; dashboard: {client.dashboard_link}", flush=True
+            )
             return cli.main([*command, "--scheduler", client.scheduler.address])
 
 

@@ -35,16 +35,16 @@ def _column(values: list, type_: pa.DataType) -> pa.Array:
 def events_to_table(events: Sequence[Event], source_file: str, schema: pa.Schema) -> pa.Table:
     """Arrow table of ``events`` in ``schema`` (see :mod:`nudask.schema`)."""
     views = views_of(schema)
-    view_cols = {f"{v}_shape" for v in views} | {
-        f"{v}_{a}" for v in views for a in (*views[v].axes, "value")
-    }
+    view_cols = {f"{v}_shape" for v in views} | {f"{v}_{a}" for v in views for a in (*views[v].axes, "value")}
     fields = [f.name for f in schema if f.name not in view_cols and f.name not in ID_COLUMNS]
     for ev in events:
         if set(ev.metadata) != set(fields):
             missing, extra = set(fields) - set(ev.metadata), set(ev.metadata) - set(fields)
             raise InputError(
-                source_file, f"metadata columns differ from the dataset's (missing {sorted(missing)}, "
-                f"extra {sorted(extra)})", "write files of different layouts to separate datasets",
+                source_file,
+                f"metadata columns differ from the dataset's (missing {sorted(missing)}, "
+                f"extra {sorted(extra)})",
+                "write files of different layouts to separate datasets",
             )
     cols: dict[str, pa.Array] = {
         "source_file": pa.array([source_file] * len(events), pa.string()),
@@ -112,7 +112,9 @@ def write_parquet(
     tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         pq.write_table(
-            table, tmp, row_group_size=row_group_events,
+            table,
+            tmp,
+            row_group_size=row_group_events,
             **parquet_options(table.schema, compression, compression_level),
         )
         digest = file_sha256(tmp)

@@ -44,9 +44,7 @@ def require_group(f: h5py.File, path: str, name: str, hint: str = "") -> h5py.Gr
     return obj
 
 
-def require_columns(
-    group: h5py.Group, path: str, columns: Sequence[str], n_rows: int | None = None
-) -> int:
+def require_columns(group: h5py.Group, path: str, columns: Sequence[str], n_rows: int | None = None) -> int:
     """Check ``group`` has 2-D datasets ``columns`` of equal length; return that length."""
     table = group.name.lstrip("/")
     lengths = set()
@@ -61,7 +59,8 @@ def require_columns(
         lengths.add(n_rows)
     if len(lengths) > 1:
         raise InputError(
-            path, f"columns of '{table}' have different lengths {sorted(lengths)}",
+            path,
+            f"columns of '{table}' have different lengths {sorted(lengths)}",
             "the file is truncated or corrupt",
         )
     return lengths.pop() if lengths else 0

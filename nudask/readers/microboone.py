@@ -55,8 +55,7 @@ class MicroBooNEReader(Reader):
     @classmethod
     def guess_can_open(cls, path) -> bool:
         # an unreadable .h5 is claimed, so that read() explains what is wrong with it
-        return super().guess_can_open(path) and h5_holds(
-            path, ["event_table"], ["neutrino"], unreadable=True)
+        return super().guess_can_open(path) and h5_holds(path, ["event_table"], ["neutrino"], unreadable=True)
 
     def options(self) -> dict[str, Any]:
         return {"geometry": self.geometry.name, **self.render.to_dict()}
@@ -90,7 +89,8 @@ class MicroBooNEReader(Reader):
                 yield from self._read(chunk, table, wires, index)
             except (OSError, deflate.DeflateError) as err:
                 raise InputError(
-                    path, f"cannot read events {chunk.start}-{chunk.stop} ({err})",
+                    path,
+                    f"cannot read events {chunk.start}-{chunk.stop} ({err})",
                     "the file may be truncated or corrupt; copy it again",
                 ) from None
 
@@ -98,9 +98,7 @@ class MicroBooNEReader(Reader):
     def _read(self, chunk: Chunk, table, wires, index: SeqIndex) -> Iterator[Event]:
         path, start, stop = chunk.path, chunk.start, chunk.stop
         ids = table["event_id"][start:stop]
-        meta = {
-            k: column_values(d, start, stop) for k, d in table.items() if not k.startswith("event_id")
-        }
+        meta = {k: column_values(d, start, stop) for k, d in table.items() if not k.startswith("event_id")}
         r0, r1 = index.rows(start, stop)
         plane = wires["local_plane"][r0:r1, 0]
         wire = self._wire_numbers(path, wires["local_wire"][r0:r1, 0], plane)
@@ -120,8 +118,10 @@ class MicroBooNEReader(Reader):
                 images[view] = render_wire_samples(w[sel], tick[sel], value[sel], shape, self.render)
             run, subrun, event = (int(x) for x in ids[k])
             yield Event(
-                EventId(run, subrun, event), start + k,
-                {name: col[k] for name, col in meta.items()}, images,
+                EventId(run, subrun, event),
+                start + k,
+                {name: col[k] for name, col in meta.items()},
+                images,
             )
 
     def _event_table(self, f, path: str):
@@ -134,13 +134,16 @@ class MicroBooNEReader(Reader):
         adc = wires["adc"]
         if adc.shape[1] != self.geometry.ticks:
             raise InputError(
-                path, f"wire_table/adc has {adc.shape[1]} ticks per wire, geometry "
-                f"'{self.geometry.name}' has {self.geometry.ticks}", "pass the matching geometry=",
+                path,
+                f"wire_table/adc has {adc.shape[1]} ticks per wire, geometry "
+                f"'{self.geometry.name}' has {self.geometry.ticks}",
+                "pass the matching geometry=",
             )
         index = SeqIndex(wires, path)
         if index.n_rows != n:
             raise InputError(
-                path, f"wire_table's seq_cnt counts {index.n_rows} rows but it holds {n}",
+                path,
+                f"wire_table's seq_cnt counts {index.n_rows} rows but it holds {n}",
                 "the file is truncated or corrupt",
             )
         return wires, index
@@ -156,8 +159,10 @@ class MicroBooNEReader(Reader):
         if np.any(bad):
             i = np.flatnonzero(bad)[0]
             raise InputError(
-                path, f"wire {wire[i]} on plane {plane[i]} is outside geometry "
-                f"'{self.geometry.name}' ({limit[i]} wires)", "pass the matching geometry=",
+                path,
+                f"wire {wire[i]} on plane {plane[i]} is outside geometry "
+                f"'{self.geometry.name}' ({limit[i]} wires)",
+                "pass the matching geometry=",
             )
         return wire
 

@@ -47,8 +47,12 @@ _MODES = np.array(["QE", "RES", "DIS", "other"] * 3 + ["nue-elastic", "NC", "cos
 _CURRENT = np.array(["CC"] * 12 + ["NC", "NC", "cosmic", "other"])
 _FLAVOUR = np.array(["numu"] * 4 + ["nue"] * 4 + ["nutau"] * 4 + ["unknown"] * 4)
 DERIVED: dict[str, FieldSpec] = {
-    "is_cc": ("<i4", ()), "current": ("str", ()), "flavour": ("str", ()), "mode": ("str", ()),
-    "n_tracks": ("<i4", ()), "n_showers": ("<i4", ()),
+    "is_cc": ("<i4", ()),
+    "current": ("str", ()),
+    "flavour": ("str", ()),
+    "mode": ("str", ()),
+    "n_tracks": ("<i4", ()),
+    "n_showers": ("<i4", ()),
 }
 
 
@@ -79,8 +83,7 @@ class NOvAReader(Reader):
 
     @classmethod
     def guess_can_open(cls, path) -> bool:
-        return super().guess_can_open(path) and h5_holds(
-            path, ["cvnmap", "neutrino"], unreadable=False)
+        return super().guess_can_open(path) and h5_holds(path, ["cvnmap", "neutrino"], unreadable=False)
 
     def views(self, path: str) -> dict[str, ViewSpec]:
         with open_h5(path) as f:
@@ -108,8 +111,9 @@ class NOvAReader(Reader):
                 maps = self._cvnmap(f, path)[start:stop].reshape(-1, *SHAPE)
                 nu = {k: column_values(d, start, stop) for k, d in self._neutrino(f, path).items()}
             except OSError as err:
-                raise InputError(path, f"cannot read events {start}-{stop} ({err})",
-                                 "the file may be truncated or corrupt") from None
+                raise InputError(
+                    path, f"cannot read events {start}-{stop} ({err})", "the file may be truncated or corrupt"
+                ) from None
         nu.update(derived_labels(nu["interaction"], nu["finalstate"]))
         packed = (nu["cycle"].astype(np.int64) * 1_000_000 + nu["evt"]) * 1000 + nu["subevt"]
         for k in range(stop - start):

@@ -20,8 +20,11 @@ class SeqIndex:
     def __init__(self, group: h5py.Group, path: str):
         name = group.name.lstrip("/")
         if "event_id.seq_cnt" not in group:
-            raise InputError(path, f"table '{name}' has no event_id.seq_cnt index",
-                             "the file is not in the hep_hpc table layout")
+            raise InputError(
+                path,
+                f"table '{name}' has no event_id.seq_cnt index",
+                "the file is not in the hep_hpc table layout",
+            )
         seq = group["event_id.seq_cnt"][()]
         if seq.ndim != 2 or seq.shape[1] != 2:
             raise InputError(path, f"'{name}/event_id.seq_cnt' has shape {seq.shape}, expected (n, 2)")

@@ -16,6 +16,7 @@ except ImportError:  # pragma: no cover
 
 I4 = "i4"
 
+
 class _AdcWriter:
     """Fills ``(chunk_rows, ticks)`` chunks across events and writes them pre-compressed.
 
@@ -88,8 +89,9 @@ class _AdcWriter:
             self.pool.shutdown(cancel_futures=True)
 
 
-def _write_table(group: h5py.Group, schema, parts: list, ids: np.ndarray, chunk_rows: int,
-                 level: int) -> None:
+def _write_table(
+    group: h5py.Group, schema, parts: list, ids: np.ndarray, chunk_rows: int, level: int
+) -> None:
     """One ``(N, width)`` dataset per column, ``event_id`` and its ``seq_cnt`` index."""
     parts = [(k, cols) for k, cols in parts if np.size(next(iter(cols.values()))) > 0]
     counts = np.array([len(np.atleast_1d(next(iter(c.values())))) for _, c in parts], np.int64)
@@ -97,9 +99,14 @@ def _write_table(group: h5py.Group, schema, parts: list, ids: np.ndarray, chunk_
     n = int(counts.sum())
 
     def put(name, data, dtype, width):
-        group.create_dataset(name, data=np.asarray(data, dtype).reshape(-1, width),
-                             maxshape=(None, width), chunks=(chunk_rows, width),
-                             compression="gzip", compression_opts=level)
+        group.create_dataset(
+            name,
+            data=np.asarray(data, dtype).reshape(-1, width),
+            maxshape=(None, width),
+            chunks=(chunk_rows, width),
+            compression="gzip",
+            compression_opts=level,
+        )
 
     put("event_id", np.repeat(ids[events], counts, axis=0) if n else [], I4, 3)
     put("event_id.seq_cnt", np.stack([events, counts], axis=1) if n else [], "i8", 2)

@@ -97,8 +97,15 @@ def _hits(keys, vals, geom):
     at_max = np.flatnonzero(v == per_hit(v, np.maximum)[hit])
     peak = t[at_max[np.diff(hit[at_max], prepend=-1) != 0]]  # first largest sample of each hit
     plane, wire = _plane_wire(gw[first], geom)
-    cols = dict(hit_id=np.arange(n), integral=integral, rms=np.sqrt(np.maximum(var, 0.25)),
-                tpc=np.zeros(n), local_plane=plane, local_wire=wire, local_time=peak)
+    cols = dict(
+        hit_id=np.arange(n),
+        integral=integral,
+        rms=np.sqrt(np.maximum(var, 0.25)),
+        tpc=np.zeros(n),
+        local_plane=plane,
+        local_wire=wire,
+        local_time=peak,
+    )
     return cols, keys[first], keys[last]
 
 

@@ -93,11 +93,20 @@ class Trajectories:
     # -- truth ---------------------------------------------------------------
     def particle(self, pdg, parent, category, kinetic, start, end, sproc, eproc, instance=None) -> int:
         gid = len(self.particles) + 1
-        self.particles.append(dict(
-            g4_id=gid, g4_pdg=pdg, parent_id=parent, category=category,
-            instance=gid if instance is None else instance,
-            momentum=momentum_gev(pdg, kinetic), start=np.asarray(start, float),
-            end=np.asarray(end, float), start_process=sproc, end_process=eproc))
+        self.particles.append(
+            dict(
+                g4_id=gid,
+                g4_pdg=pdg,
+                parent_id=parent,
+                category=category,
+                instance=gid if instance is None else instance,
+                momentum=momentum_gev(pdg, kinetic),
+                start=np.asarray(start, float),
+                end=np.asarray(end, float),
+                start_process=sproc,
+                end_process=eproc,
+            )
+        )
         return gid
 
     # -- trajectories --------------------------------------------------------
@@ -112,8 +121,9 @@ class Trajectories:
     def deposit(self, pts, dedx, owner, t0=0.0) -> None:
         self._segs.append((pts, np.broadcast_to(np.asarray(dedx, float), (len(pts) - 1,)), owner, t0))
 
-    def track(self, pdg, start, d, kinetic, parent=0, category=MUON, sproc=b"primary",
-              eproc=b"hIoni") -> tuple[int, np.ndarray]:
+    def track(
+        self, pdg, start, d, kinetic, parent=0, category=MUON, sproc=b"primary", eproc=b"hIoni"
+    ) -> tuple[int, np.ndarray]:
         """A stopping track of kinetic energy ``kinetic`` with a Bragg peak; returns id and path."""
         heavy = abs(pdg) == 2212
         if heavy:  # proton range-energy: dE/dx = 17 R^-0.42 integrates to R = (0.58 T / 17)^(1/0.58)
@@ -121,8 +131,9 @@ class Trajectories:
         else:
             rng_cm = kinetic / MIP_DEDX
         length = max(rng_cm * self.scale, 0.05)
-        pts = self.polyline(start, d, length, momentum_gev(pdg, kinetic) * 1000,
-                            step=float(np.clip(length / 25, 0.2, 2.0)))
+        pts = self.polyline(
+            start, d, length, momentum_gev(pdg, kinetic) * 1000, step=float(np.clip(length / 25, 0.2, 2.0))
+        )
         seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
         resid = (length - np.cumsum(seg) + seg / 2) / self.scale  # physical residual range
         dedx = 17.0 * resid**-0.42 if heavy else np.maximum(MIP_DEDX, 8.0 * resid**-0.42)
@@ -139,8 +150,7 @@ class Trajectories:
             if pdg_i == 22:
                 gap = rng.exponential(9 / 7 * X0_CM) * self.scale
                 p1 = p0 + di * gap
-                gid = self.particle(22, par, cat, e, p0, p1, proc, b"conv" if e > E_CRIT else b"compt",
-                                    root)
+                gid = self.particle(22, par, cat, e, p0, p1, proc, b"conv" if e > E_CRIT else b"compt", root)
                 if e > E_CRIT:  # pair production, small opening angle
                     u = rng.uniform(0.15, 0.85)
                     for q, f in ((11, u), (-11, 1 - u)):
@@ -160,8 +170,13 @@ class Trajectories:
                         brems.append((line[-1], deflect(di, 0.02, rng), k))
                         left -= k
                     pts = [line[-1]]
-                tail = self.polyline(pts[-1], di, max(left / MIP_DEDX * self.scale, 0.05), left + 1,
-                                     step=0.5 * self.scale + 0.1)
+                tail = self.polyline(
+                    pts[-1],
+                    di,
+                    max(left / MIP_DEDX * self.scale, 0.05),
+                    left + 1,
+                    step=0.5 * self.scale + 0.1,
+                )
                 line = np.vstack([p0, *legs, tail[1:]])
                 gid = self.particle(pdg_i, par, cat, e, p0, line[-1], proc, b"eIoni", root)
                 self.deposit(line, MIP_DEDX, gid)
@@ -171,9 +186,15 @@ class Trajectories:
 
     def michel(self, start, parent) -> int:
         e = 52.8 * self.rng.beta(2.8, 1.2)
-        return self.shower(-11 if self.rng.random() < 0.5 else 11, start, deflect(
-            np.array([0, 0, 1.0]), np.arccos(self.rng.uniform(-1, 1)), self.rng), e, parent,
-            b"Decay", category=MICHEL)
+        return self.shower(
+            -11 if self.rng.random() < 0.5 else 11,
+            start,
+            deflect(np.array([0, 0, 1.0]), np.arccos(self.rng.uniform(-1, 1)), self.rng),
+            e,
+            parent,
+            b"Decay",
+            category=MICHEL,
+        )
 
     def cosmic(self, geom: WireGeometry) -> None:
         """A through-going cosmic muon (no truth: overlay data) at a random readout time."""
@@ -216,8 +237,9 @@ class Trajectories:
         return dict(pos=pos, energy=energy, dedx=dedx[seg], owner=owner[seg], t0=t0[seg])
 
 
-def add_final_state(tr: Trajectories, is_cc: bool, nu_pdg: int, vtx: np.ndarray,
-                    nu_dir: np.ndarray, e_nu: float, e_lep: float) -> None:
+def add_final_state(
+    tr: Trajectories, is_cc: bool, nu_pdg: int, vtx: np.ndarray, nu_dir: np.ndarray, e_nu: float, e_lep: float
+) -> None:
     """Primaries (and their daughters) of a toy neutrino interaction; energies in GeV."""
     rng = tr.rng
     w = max(e_nu - e_lep, 0.0) * 1000  # hadronic energy, MeV
@@ -226,12 +248,26 @@ def add_final_state(tr: Trajectories, is_cc: bool, nu_pdg: int, vtx: np.ndarray,
         ldir = deflect(nu_dir, np.arccos(max(-1.0, 1 - rng.exponential(0.3 / np.sqrt(e_lep)))), rng)
         if abs(lep) == 13:
             decays = lep < 0 or rng.random() < 0.75  # mu- is captured on argon ~25 % of the time
-            mu, pts = tr.track(lep, vtx, ldir, e_lep * 1000 - MASS[13], category=MUON,
-                               eproc=b"Decay" if decays else b"muMinusCaptureAtRest")
+            mu, pts = tr.track(
+                lep,
+                vtx,
+                ldir,
+                e_lep * 1000 - MASS[13],
+                category=MUON,
+                eproc=b"Decay" if decays else b"muMinusCaptureAtRest",
+            )
             for _ in range(min(rng.poisson(len(pts) / 60), 4)):  # delta rays along the track
                 i = rng.integers(len(pts) - 1)
-                tr.track(11, pts[i], deflect(unit(pts[i + 1] - pts[i]), 1.0, rng),
-                         rng.uniform(3, 25), parent=mu, category=DELTA, sproc=b"muIoni", eproc=b"eIoni")
+                tr.track(
+                    11,
+                    pts[i],
+                    deflect(unit(pts[i + 1] - pts[i]), 1.0, rng),
+                    rng.uniform(3, 25),
+                    parent=mu,
+                    category=DELTA,
+                    sproc=b"muIoni",
+                    eproc=b"eIoni",
+                )
             if decays:
                 tr.michel(pts[-1], mu)
         else:
@@ -247,13 +283,25 @@ def add_final_state(tr: Trajectories, is_cc: bool, nu_pdg: int, vtx: np.ndarray,
     f = min(1.0, 0.9 * w / cost) if cost > 0 else 1.0  # keep the hadrons inside the energy budget
     for t in t_p * f:
         d = deflect(nu_dir, np.arccos(rng.uniform(-0.3, 1)), rng)
-        tr.track(2212, vtx, d, max(t, 5.0), category=PROTON,
-                 eproc=b"protonInelastic" if rng.random() < 0.4 else b"hIoni")
+        tr.track(
+            2212,
+            vtx,
+            d,
+            max(t, 5.0),
+            category=PROTON,
+            eproc=b"protonInelastic" if rng.random() < 0.4 else b"hIoni",
+        )
     for t in t_pi * f:
         q = 211 if (is_cc and nu_pdg > 0) or rng.random() < 0.5 else -211
         d = deflect(nu_dir, np.arccos(rng.uniform(-0.5, 1)), rng)
-        tr.track(q, vtx, d, max(t, 5.0), category=PION,
-                 eproc=b"Decay" if rng.random() < 0.3 else (b"pi+Inelastic" if q > 0 else b"pi-Inelastic"))
+        tr.track(
+            q,
+            vtx,
+            d,
+            max(t, 5.0),
+            category=PION,
+            eproc=b"Decay" if rng.random() < 0.3 else (b"pi+Inelastic" if q > 0 else b"pi-Inelastic"),
+        )
     if pi0:  # pi0 -> gamma gamma, boosted from the rest frame; photons convert away from the vertex
         m, e = MASS[111], max(t_pi0 * f, 5.0) + MASS[111]
         d = deflect(nu_dir, np.arccos(rng.uniform(-0.5, 1)), rng)
@@ -267,5 +315,13 @@ def add_final_state(tr: Trajectories, is_cc: bool, nu_pdg: int, vtx: np.ndarray,
     for _ in range(n_n):  # neutrons: truth rows, no charge
         t = rng.exponential(50.0) + 5
         d = deflect(nu_dir, np.arccos(rng.uniform(-1, 1)), rng)
-        tr.particle(2112, 0, OTHER, t, vtx, vtx + d * rng.exponential(60.0) * tr.scale,
-                    b"primary", b"neutronInelastic")
+        tr.particle(
+            2112,
+            0,
+            OTHER,
+            t,
+            vtx,
+            vtx + d * rng.exponential(60.0) * tr.scale,
+            b"primary",
+            b"neutronInelastic",
+        )

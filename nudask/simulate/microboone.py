@@ -61,34 +61,78 @@ from ._topology import (
 )
 
 SAMPLES = {  # (nu_pdg, is_cc, probability)
-    "bnb": [(14, 1, 0.70), (-14, 1, 0.03), (12, 1, 0.013), (-12, 1, 0.002),
-            (14, 0, 0.235), (-14, 0, 0.015), (12, 0, 0.005)],
+    "bnb": [
+        (14, 1, 0.70),
+        (-14, 1, 0.03),
+        (12, 1, 0.013),
+        (-12, 1, 0.002),
+        (14, 0, 0.235),
+        (-14, 0, 0.015),
+        (12, 0, 0.005),
+    ],
     "nue": [(12, 1, 0.90), (-12, 1, 0.10)],
 }
 INVISIBLE_NC = 0.15
 F4, S64 = "f4", "S64"
 SCHEMA = {  # table -> (column, dtype, width); event_id is added to every table
-    "event_table": [("is_cc", I4, 1), ("nu_pdg", I4, 1), ("nu_energy", F4, 1),
-                    ("lep_energy", F4, 1), ("nu_dir", F4, 3), ("nu_vtx", F4, 3),
-                    ("nu_vtx_corr", F4, 3), ("nu_vtx_wire_pos", I4, 3), ("nu_vtx_wire_time", F4, 1)],
+    "event_table": [
+        ("is_cc", I4, 1),
+        ("nu_pdg", I4, 1),
+        ("nu_energy", F4, 1),
+        ("lep_energy", F4, 1),
+        ("nu_dir", F4, 3),
+        ("nu_vtx", F4, 3),
+        ("nu_vtx_corr", F4, 3),
+        ("nu_vtx_wire_pos", I4, 3),
+        ("nu_vtx_wire_time", F4, 1),
+    ],
     "wire_table": [("tpc", I4, 1), ("local_plane", I4, 1), ("local_wire", F4, 1)],  # + adc
-    "hit_table": [("hit_id", I4, 1), ("integral", F4, 1), ("rms", F4, 1), ("tpc", I4, 1),
-                  ("local_plane", I4, 1), ("local_wire", I4, 1), ("local_time", F4, 1)],
-    "edep_table": [("hit_id", I4, 1), ("g4_id", I4, 1), ("energy", F4, 1),
-                   ("energy_fraction", F4, 1)],
-    "particle_table": [("g4_id", I4, 1), ("g4_pdg", I4, 1), ("parent_id", I4, 1),
-                       ("category", I4, 1), ("instance", I4, 1), ("momentum", F4, 1),
-                       ("start_position", F4, 3), ("end_position", F4, 3),
-                       ("start_position_corr", F4, 3), ("end_position_corr", F4, 3),
-                       ("start_wire_pos", I4, 3), ("end_wire_pos", I4, 3),
-                       ("start_wire_time", F4, 1), ("end_wire_time", F4, 1),
-                       ("start_process", S64, 1), ("end_process", S64, 1)],
+    "hit_table": [
+        ("hit_id", I4, 1),
+        ("integral", F4, 1),
+        ("rms", F4, 1),
+        ("tpc", I4, 1),
+        ("local_plane", I4, 1),
+        ("local_wire", I4, 1),
+        ("local_time", F4, 1),
+    ],
+    "edep_table": [("hit_id", I4, 1), ("g4_id", I4, 1), ("energy", F4, 1), ("energy_fraction", F4, 1)],
+    "particle_table": [
+        ("g4_id", I4, 1),
+        ("g4_pdg", I4, 1),
+        ("parent_id", I4, 1),
+        ("category", I4, 1),
+        ("instance", I4, 1),
+        ("momentum", F4, 1),
+        ("start_position", F4, 3),
+        ("end_position", F4, 3),
+        ("start_position_corr", F4, 3),
+        ("end_position_corr", F4, 3),
+        ("start_wire_pos", I4, 3),
+        ("end_wire_pos", I4, 3),
+        ("start_wire_time", F4, 1),
+        ("end_wire_time", F4, 1),
+        ("start_process", S64, 1),
+        ("end_process", S64, 1),
+    ],
 }
+
+
 def simulate_microboone(
-    path: str | os.PathLike, *, n_events: int = 10, seed: int = 0, sample: str = "bnb",
-    geometry: str | WireGeometry = "microboone", with_wire: bool = True, first_event: int = 1,
-    run: int = 5000, subrun: int | None = None, compression_level: int = 6, chunk_rows: int = 1000,
-    missing_wire_fraction: float = 0.002, shuffle_wires: bool = True,
+    path: str | os.PathLike,
+    *,
+    n_events: int = 10,
+    seed: int = 0,
+    sample: str = "bnb",
+    geometry: str | WireGeometry = "microboone",
+    with_wire: bool = True,
+    first_event: int = 1,
+    run: int = 5000,
+    subrun: int | None = None,
+    compression_level: int = 6,
+    chunk_rows: int = 1000,
+    missing_wire_fraction: float = 0.002,
+    shuffle_wires: bool = True,
 ) -> pathlib.Path:
     """Write a toy MicroBooNE OpenSamples file (WithWire, or NoWire with ``with_wire=False``).
 
@@ -145,9 +189,14 @@ def simulate_microboone(
             adc = None
             if with_wire:
                 adc = f.create_group("wire_table").create_dataset(
-                    "adc", shape=(n_events * live.size, geom.ticks), maxshape=(None, geom.ticks),
-                    dtype=F4, chunks=(chunk_rows, geom.ticks), compression="gzip",
-                    compression_opts=compression_level)
+                    "adc",
+                    shape=(n_events * live.size, geom.ticks),
+                    maxshape=(None, geom.ticks),
+                    dtype=F4,
+                    chunks=(chunk_rows, geom.ticks),
+                    compression="gzip",
+                    compression_opts=compression_level,
+                )
             with _AdcWriter(adc, compression_level) as writer:
                 for k in range(n_events):
                     rng = np.random.default_rng([seed, 1, k])
@@ -159,12 +208,14 @@ def simulate_microboone(
                         gw, tick = np.divmod(keys, geom.ticks)
                         writer.add_event(row_of[gw], tick, vals, order.size)
                         plane, wire = _plane_wire(order, geom)
-                        rows["wire_table"].append((k, dict(tpc=np.zeros_like(plane),
-                                                           local_plane=plane, local_wire=wire)))
+                        rows["wire_table"].append(
+                            (k, dict(tpc=np.zeros_like(plane), local_plane=plane, local_wire=wire))
+                        )
             for name, parts in rows.items():
                 if name != "wire_table" or with_wire:
-                    _write_table(f.require_group(name), SCHEMA[name], parts, ids, chunk_rows,
-                                 compression_level)
+                    _write_table(
+                        f.require_group(name), SCHEMA[name], parts, ids, chunk_rows, compression_level
+                    )
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -189,10 +240,22 @@ def _event(k, rng, sample, geom, scale, dead, rows) -> tuple[np.ndarray, np.ndar
         add_final_state(tr, bool(is_cc), nu_pdg, vtx, nu_dir, e_nu, e_lep)
     for _ in range(rng.integers(1, 6)):
         tr.cosmic(geom)
-    rows["event_table"].append((k, dict(
-        is_cc=is_cc, nu_pdg=nu_pdg, nu_energy=e_nu, lep_energy=e_lep, nu_dir=nu_dir, nu_vtx=vtx,
-        nu_vtx_corr=space_charge(vtx, geom), nu_vtx_wire_pos=nearest_wires(vtx, geom),
-        nu_vtx_wire_time=tick_of(vtx[0], geom))))
+    rows["event_table"].append(
+        (
+            k,
+            dict(
+                is_cc=is_cc,
+                nu_pdg=nu_pdg,
+                nu_energy=e_nu,
+                lep_energy=e_lep,
+                nu_dir=nu_dir,
+                nu_vtx=vtx,
+                nu_vtx_corr=space_charge(vtx, geom),
+                nu_vtx_wire_pos=nearest_wires(vtx, geom),
+                nu_vtx_wire_time=tick_of(vtx[0], geom),
+            ),
+        )
+    )
     if tr.particles:
         rows["particle_table"].append((k, _particle_columns(tr.particles, geom)))
     s = tr.samples()
@@ -205,12 +268,27 @@ def _event(k, rng, sample, geom, scale, dead, rows) -> tuple[np.ndarray, np.ndar
 
 
 def _particle_columns(parts: list[dict], geom) -> dict[str, np.ndarray]:
-    col = {c: np.array([p[c] for p in parts]) for c in
-           ("g4_id", "g4_pdg", "parent_id", "category", "instance", "momentum",
-            "start_process", "end_process")}
+    col = {
+        c: np.array([p[c] for p in parts])
+        for c in (
+            "g4_id",
+            "g4_pdg",
+            "parent_id",
+            "category",
+            "instance",
+            "momentum",
+            "start_process",
+            "end_process",
+        )
+    }
     for end in ("start", "end"):
         pos = np.stack([p[end] for p in parts])
-        col.update({f"{end}_position": pos, f"{end}_position_corr": space_charge(pos, geom),
-                    f"{end}_wire_pos": nearest_wires(pos, geom),
-                    f"{end}_wire_time": tick_of(pos[:, 0], geom)})
+        col.update(
+            {
+                f"{end}_position": pos,
+                f"{end}_position_corr": space_charge(pos, geom),
+                f"{end}_wire_pos": nearest_wires(pos, geom),
+                f"{end}_wire_time": tick_of(pos[:, 0], geom),
+            }
+        )
     return col

@@ -35,17 +35,33 @@ X0_CM, E_CRIT = 38.0, 80.0  # scintillator-ish radiation length (cm), critical e
 ADC_PER_MEV = 3.0
 # interaction code -> probability (0-3 numu CC QE/RES/DIS/other, 4-7 nue CC, 8-11 nutau CC,
 # 12 NC nu-e elastic, 13 NC, 14 cosmic, 15 other)
-INTERACTIONS = np.array([0.26, 0.30, 0.28, 0.04, 0.008, 0.009, 0.007, 0.001,
-                         0.001, 0.001, 0.001, 0.0, 0.002, 0.07, 0.015, 0.005])
+INTERACTIONS = np.array(
+    [0.26, 0.30, 0.28, 0.04, 0.008, 0.009, 0.007, 0.001, 0.001, 0.001, 0.001, 0.0, 0.002, 0.07, 0.015, 0.005]
+)
 U4, U2, F4, F8 = "u4", "u2", "f4", "f8"
-COLUMNS = {"cycle": U4, "evt": U4, "finalstate": U4, "finalstateprong": U4, "interaction": U4,
-           "lepenergy": F4, "nuenergy": F4, "parent": U4, "particles": U4,
-           "rec.training.trainingdata_idx": U4, "run": U4, "subevt": U2, "subrun": U4,
-           "vtxx": F8, "vtxy": F8, "vtxz": F8}
+COLUMNS = {
+    "cycle": U4,
+    "evt": U4,
+    "finalstate": U4,
+    "finalstateprong": U4,
+    "interaction": U4,
+    "lepenergy": F4,
+    "nuenergy": F4,
+    "parent": U4,
+    "particles": U4,
+    "rec.training.trainingdata_idx": U4,
+    "run": U4,
+    "subevt": U2,
+    "subrun": U4,
+    "vtxx": F8,
+    "vtxy": F8,
+    "vtxz": F8,
+}
 
 
-def simulate_nova(path: str | os.PathLike, *, n_events: int = 100, seed: int = 0,
-                  first_event: int = 1, run: int = 12000) -> pathlib.Path:
+def simulate_nova(
+    path: str | os.PathLike, *, n_events: int = 100, seed: int = 0, first_event: int = 1, run: int = 12000
+) -> pathlib.Path:
     """Write a toy NOvA-like pixel-map file (``neutrino1.h5`` layout).
 
     Parameters
@@ -72,20 +88,35 @@ def simulate_nova(path: str | os.PathLike, *, n_events: int = 100, seed: int = 0
         rng = np.random.default_rng([seed, k])
         image, meta = _event(rng)
         maps[k] = image.ravel()
-        meta.update(cycle=seed, evt=first_event + k, run=run, subrun=seed % 64,
-                    subevt=rng.integers(0, 3), **{"rec.training.trainingdata_idx": k})
+        meta.update(
+            cycle=seed,
+            evt=first_event + k,
+            run=run,
+            subrun=seed % 64,
+            subevt=rng.integers(0, 3),
+            **{"rec.training.trainingdata_idx": k},
+        )
         for c in COLUMNS:
             cols[c].append(meta[c])
     path = pathlib.Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
         with h5py.File(tmp, "w") as f:
-            f.create_dataset("cvnmap", data=maps, chunks=(min(n_events, 256), maps.shape[1]),
-                             compression="gzip", compression_opts=4)
+            f.create_dataset(
+                "cvnmap",
+                data=maps,
+                chunks=(min(n_events, 256), maps.shape[1]),
+                compression="gzip",
+                compression_opts=4,
+            )
             g = f.create_group("neutrino")
             for c, dtype in COLUMNS.items():
-                g.create_dataset(c, data=np.array(cols[c], dtype).reshape(-1, 1),
-                                 chunks=(min(n_events, 4096), 1), compression="gzip")
+                g.create_dataset(
+                    c,
+                    data=np.array(cols[c], dtype).reshape(-1, 1),
+                    chunks=(min(n_events, 4096), 1),
+                    compression="gzip",
+                )
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -130,8 +161,11 @@ def _event(rng: np.random.Generator) -> tuple[np.ndarray, dict]:
             tracks, particles = tracks + 1, particles + 1
         if rng.random() < pi0_prob:  # pi0 -> two detached photon showers
             for _ in range(2):
-                shower(_cone(beam, 0.6, rng), max(w_mev * rng.uniform(0.1, 0.3), 30),
-                       rng.exponential(9 / 7 * X0_CM))
+                shower(
+                    _cone(beam, 0.6, rng),
+                    max(w_mev * rng.uniform(0.1, 0.3), 30),
+                    rng.exponential(9 / 7 * X0_CM),
+                )
             showers, particles = showers + 2, particles + 1
         particles += min(rng.poisson(0.5), 3)  # neutrons: no picture
 
@@ -163,12 +197,25 @@ def _event(rng: np.random.Generator) -> tuple[np.ndarray, dict]:
             hadrons(w, 0.4)
         base = 32 if code in (12, 13) else (16 if 4 <= code <= 7 else (0 if code <= 3 else 49))
     finalstate = base if base >= 48 else base + 4 * min(tracks, 3) + min(showers, 3)
-    image = _draw(np.concatenate(pts) if pts else np.zeros((0, 3)),
-                  np.concatenate(dep) if dep else np.zeros(0), origin, rng)
+    image = _draw(
+        np.concatenate(pts) if pts else np.zeros((0, 3)),
+        np.concatenate(dep) if dep else np.zeros(0),
+        origin,
+        rng,
+    )
     parent = 0 if code == 14 else int(rng.choice([211, 321, 130, 13], p=[0.8, 0.15, 0.02, 0.03]))
-    return image, dict(interaction=code, finalstate=finalstate, finalstateprong=tracks + showers,
-                       particles=particles, parent=parent, nuenergy=e_nu, lepenergy=e_lep,
-                       vtxx=vtx[0], vtxy=vtx[1], vtxz=vtx[2])
+    return image, dict(
+        interaction=code,
+        finalstate=finalstate,
+        finalstateprong=tracks + showers,
+        particles=particles,
+        parent=parent,
+        nuenergy=e_nu,
+        lepenergy=e_lep,
+        vtxx=vtx[0],
+        vtxy=vtx[1],
+        vtxz=vtx[2],
+    )
 
 
 def _draw(p: np.ndarray, e: np.ndarray, origin: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -181,8 +228,9 @@ def _draw(p: np.ndarray, e: np.ndarray, origin: np.ndarray, rng: np.random.Gener
         # each view reads every other physical plane: half the charge
         np.add.at(image[view], (plane[ok], cell[ok]), 0.5 * e[ok])
     n_noise = rng.poisson(4)  # a few isolated noise hits
-    image[rng.integers(0, 2, n_noise), rng.integers(0, PLANES, n_noise),
-          rng.integers(0, CELLS, n_noise)] += rng.uniform(1, 4, n_noise)
+    image[rng.integers(0, 2, n_noise), rng.integers(0, PLANES, n_noise), rng.integers(0, CELLS, n_noise)] += (
+        rng.uniform(1, 4, n_noise)
+    )
     return np.clip(np.rint(image * ADC_PER_MEV), 0, 255).astype(np.uint8)
 
 

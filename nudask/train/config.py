@@ -19,9 +19,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A configuration nudask cannot use; the message says which key and what is allowed."""
+from ..errors import ConfigError
 
 
 def doc(help: str, choices: tuple | None = None) -> dict:

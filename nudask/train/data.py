@@ -16,6 +16,7 @@ import pyarrow.dataset as pads
 
 from ..dataset import open_dataset
 from ..dataset.manifest import MANIFEST
+from ..errors import DataError
 from ..schema import SCHEMA_VERSION, coo_columns, schema_info
 from . import split as splits
 from . import targets
@@ -23,10 +24,6 @@ from .balance import class_counts, class_weights
 from .config import Config, ConfigError
 from .prepare import ViewPrep, default_factor
 from .stream import BatchSource, Layout
-
-
-class DataError(ValueError):
-    """A dataset (or a selection of it) training cannot use; the message says why and what to do."""
 
 
 def manifest_sha256(path: str) -> str:

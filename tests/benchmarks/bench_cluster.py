@@ -66,8 +66,9 @@ def scale_to_ready(cluster, client: Client, want: int, **scale) -> float:
 
 def throughput(files: list[str], out: str, client: Client, events_per_chunk: int) -> float:
     t0 = time.perf_counter()
-    ds = nudask.preprocess(files, out, client=client, events_per_chunk=events_per_chunk,
-                           overwrite=True, progress=False)
+    ds = nudask.preprocess(
+        files, out, client=client, events_per_chunk=events_per_chunk, overwrite=True, progress=False
+    )
     return len(ds) / (time.perf_counter() - t0)
 
 
@@ -88,17 +89,34 @@ def main() -> int:
             return 2
         started_slurm = True
     tmp = tempfile.mkdtemp(prefix="nudask-bench-cluster-")
-    files = [str(nudask.simulate_microboone(os.path.join(tmp, f"bnb_WithWire_{k:02d}.h5"),
-                                             n_events=a.events, seed=k, subrun=k,
-                                             first_event=1 + k * a.events)) for k in range(2)]
+    files = [
+        str(
+            nudask.simulate_microboone(
+                os.path.join(tmp, f"bnb_WithWire_{k:02d}.h5"),
+                n_events=a.events,
+                seed=k,
+                subrun=k,
+                first_event=1 + k * a.events,
+            )
+        )
+        for k in range(2)
+    ]
     n_events = 2 * a.events
     try:
         # both kinds of workers with nudask's malloc settings (SLURM: from the profile)
-        with worker_malloc(), \
-             LocalCluster(n_workers=0, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address="127.0.0.1:0") as local, Client(local) as lc, \
-             slurm_cluster("local-slurm", log_directory=os.path.join(tmp, "logs")) as slurm, \
-             Client(slurm) as sc:
+        with (
+            worker_malloc(),
+            LocalCluster(
+                n_workers=0,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",
+            ) as local,
+            Client(local) as lc,
+            slurm_cluster("local-slurm", log_directory=os.path.join(tmp, "logs")) as slurm,
+            Client(slurm) as sc,
+        ):
             t_local = [scale_to_ready(local, lc, 2, n=2) for _ in range(a.scale_repeats)]
             t_slurm = [scale_to_ready(slurm, sc, 2, jobs=2) for _ in range(a.scale_repeats)]
             local.scale(2)
@@ -110,11 +128,12 @@ def main() -> int:
             rates: dict[str, list[float]] = {"local": [], "slurm": []}
             for _ in range(a.repeats):
                 for name, client in (("local", lc), ("slurm", sc)):
-                    rates[name].append(throughput(files, os.path.join(tmp, name), client,
-                                                  a.events_per_chunk))
+                    rates[name].append(throughput(files, os.path.join(tmp, name), client, a.events_per_chunk))
             jobs_ok = len(our_jobs(slurm)) == 2
-            malloc = {*lc.run(os.getenv, "MALLOC_ARENA_MAX").values(),
-                      *sc.run(os.getenv, "MALLOC_ARENA_MAX").values()}
+            malloc = {
+                *lc.run(os.getenv, "MALLOC_ARENA_MAX").values(),
+                *sc.run(os.getenv, "MALLOC_ARENA_MAX").values(),
+            }
     finally:
         if started_slurm:
             subprocess.run([str(DEPLOY / "slurm-down.sh")], capture_output=True)
@@ -122,21 +141,26 @@ def main() -> int:
     ratio = slurm_rate / local_rate
     rows = [
         ("scale() -> 2 workers ready, LocalCluster", statistics.median(t_local), "s", "-", ""),
-        ("scale() -> 2 workers ready, SLURM jobs", statistics.median(t_slurm), "s", "<= 15",
-         statistics.median(t_slurm) <= 15),
+        (
+            "scale() -> 2 workers ready, SLURM jobs",
+            statistics.median(t_slurm),
+            "s",
+            "<= 15",
+            statistics.median(t_slurm) <= 15,
+        ),
         ("preprocess, LocalCluster 2x1 thread", local_rate, "events/s", "-", ""),
         ("preprocess, SLURM 2 jobs x1 thread", slurm_rate, "events/s", "-", ""),
         ("SLURM / Local throughput", ratio, "ratio", ">= 0.9", ratio >= 0.9),
         ("workers were SLURM jobs", float(jobs_ok), "bool", "1", jobs_ok),
-        ("all workers with nudask's malloc settings", float(malloc == {"1"}), "bool", "1",
-         malloc == {"1"}),
+        ("all workers with nudask's malloc settings", float(malloc == {"1"}), "bool", "1", malloc == {"1"}),
     ]
-    print(f"\n{n_events} full-geometry events, {a.events_per_chunk} per chunk, median of "
-          f"{a.repeats} runs (scale: {a.scale_repeats}); runs local {rates['local']}, "
-          f"slurm {rates['slurm']}; scale local {t_local}, slurm {t_slurm}\n")
+    print(
+        f"\n{n_events} full-geometry events, {a.events_per_chunk} per chunk, median of "
+        f"{a.repeats} runs (scale: {a.scale_repeats}); runs local {rates['local']}, "
+        f"slurm {rates['slurm']}; scale local {t_local}, slurm {t_slurm}\n"
+    )
     head = ("measure", "value", "unit", "target", "pass")
-    table = [(m, f"{v:.3g}", u, t, "" if ok == "" else ("PASS" if ok else "FAIL"))
-             for m, v, u, t, ok in rows]
+    table = [(m, f"{v:.3g}", u, t, "" if ok == "" else ("PASS" if ok else "FAIL")) for m, v, u, t, ok in rows]
     widths = [max(len(str(r[i])) for r in [head, *table]) for i in range(5)]
     sep = " | " if a.markdown else "  "
     for k, r in enumerate([head, *table]):

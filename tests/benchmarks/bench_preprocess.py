@@ -128,10 +128,11 @@ def floor_direct(path: str, spans, binding: str | None) -> Result:
 def nudask_chunk(path: str, n_events: int, out: str, *, eight_bit: bool = False) -> Result:
     """nudask's task body: ``run_chunk`` on events ``[0, n_events)`` (setup not timed)."""
     reader = get_reader("microboone")
-    schema = plan([path], reader, events_per_chunk=n_events, on_error="raise",
-                  eight_bit=eight_bit).schema
-    storage = {k: config.get(f"storage.{k.replace('_', '-')}")
-               for k in ("row_group_events", "compression", "compression_level")}
+    schema = plan([path], reader, events_per_chunk=n_events, on_error="raise", eight_bit=eight_bit).schema
+    storage = {
+        k: config.get(f"storage.{k.replace('_', '-')}")
+        for k in ("row_group_events", "compression", "compression_level")
+    }
     chunk = Chunk(path, reader.name, 0, n_events)
     kw = {"on_error": "raise"} if "on_error" in inspect.signature(run_chunk).parameters else {}
     t0 = time.perf_counter()
@@ -187,9 +188,13 @@ def profile_nudask(path: str, n_events: int, out: str) -> Result:
 
     def cum(*names: str) -> float:
         """Cumulative seconds of nudask functions (exact name) or built-ins (name contained)."""
-        return sum(v[3] for (file, _, func), v in stats.items() for n in names
-                   if (func == n and f"{os.sep}nudask{os.sep}" in file)
-                   or (file == "~" and f"{n}'" in func.replace(">", "'")))
+        return sum(
+            v[3]
+            for (file, _, func), v in stats.items()
+            for n in names
+            if (func == n and f"{os.sep}nudask{os.sep}" in file)
+            or (file == "~" and f"{n}'" in func.replace(">", "'"))
+        )
 
     total = cum("run_chunk")
     inflate = cum("zlib_decompress")
@@ -204,8 +209,7 @@ def profile_nudask(path: str, n_events: int, out: str) -> Result:
         "non-zero extraction (_nonzero_samples)": cum("_nonzero_samples") - cum("_read_band"),
         "wire checks (_check_unique_wires, _wire_numbers)": checks,
         "render + sparsify (render_wire_samples)": render,
-        "reader rest (index, metadata, plane split)":
-            cum("read") - cum("_nonzero_samples") - checks - render,
+        "reader rest (index, metadata, plane split)": cum("read") - cum("_nonzero_samples") - checks - render,
         "Arrow table build (events_to_table)": cum("events_to_table"),
         "Parquet write (write_parquet, zstd 9)": write - sha,
         "sha256 of the written part (file_sha256)": sha,
@@ -243,8 +247,9 @@ def make_cluster(kind: str, n: int):
         from nudask.cluster import local_cluster
 
         return local_cluster(n_workers=n, threads_per_worker=1, dashboard_address=":0")
-    return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                        dashboard_address=":0", host="127.0.0.1")
+    return LocalCluster(
+        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0", host="127.0.0.1"
+    )
 
 
 def scaling(path: str, warm: str, out: str, repeats: int, per_chunk: int) -> dict:
@@ -266,8 +271,13 @@ def scaling(path: str, warm: str, out: str, repeats: int, per_chunk: int) -> dic
             os.environ.update(environ)
             with make_cluster(kind, n) as cluster, Client(cluster) as client:
                 malloc = next(iter(client.run(_warm_imports).values()))
-                run = {"reader": "microboone", "client": client, "progress": False,
-                       "overwrite": True, "checksum": False}
+                run = {
+                    "reader": "microboone",
+                    "client": client,
+                    "progress": False,
+                    "overwrite": True,
+                    "checksum": False,
+                }
                 preprocess(warm, os.path.join(out, "warm"), events_per_chunk=1, **run)
                 target = os.path.join(out, f"{kind}{n}")
                 t0 = time.perf_counter()
@@ -279,14 +289,19 @@ def scaling(path: str, warm: str, out: str, repeats: int, per_chunk: int) -> dic
                 t0 = time.perf_counter()
                 client.gather(client.map(_busy, range(8), pure=False))
                 control[kind, n].append(time.perf_counter() - t0)
-                print(f"  scaling, {kind} cluster, {n} worker(s): compute "
-                      f"{times[kind, n][-1]:.2f} s (call {wall:.2f} s), {info.get('chunks')} "
-                      f"chunks on {len(info.get('workers', []))} worker(s); "
-                      f"control {control[kind, n][-1]:.2f} s; workers' {malloc}", flush=True)
+                print(
+                    f"  scaling, {kind} cluster, {n} worker(s): compute "
+                    f"{times[kind, n][-1]:.2f} s (call {wall:.2f} s), {info.get('chunks')} "
+                    f"chunks on {len(info.get('workers', []))} worker(s); "
+                    f"control {control[kind, n][-1]:.2f} s; workers' {malloc}",
+                    flush=True,
+                )
     os.environ.clear()
     os.environ.update(environ)
-    return {"nudask": {c: statistics.median(t) for c, t in times.items()},
-            "control": {c: statistics.median(t) for c, t in control.items()}}
+    return {
+        "nudask": {c: statistics.median(t) for c, t in times.items()},
+        "control": {c: statistics.median(t) for c, t in control.items()},
+    }
 
 
 # -- report -------------------------------------------------------------------
@@ -298,16 +313,26 @@ def machine() -> dict[str, str]:
                 model = line.split(":", 1)[1].strip()
                 break
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    pkgs = ("numpy", "h5py", "pyarrow", "deflate", "isal", "zlib-ng", "pandas", "pillow", "dask",
-            "distributed")
+    pkgs = (
+        "numpy",
+        "h5py",
+        "pyarrow",
+        "deflate",
+        "isal",
+        "zlib-ng",
+        "pandas",
+        "pillow",
+        "dask",
+        "distributed",
+    )
     return {
         "code": code_version(),
         "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "machine": f"nproc {os.cpu_count()} (usable {len(os.sched_getaffinity(0))}), {model}, "
-                   f"{mem:.0f} GiB RAM, {platform.system()} {platform.release()}",
+        f"{mem:.0f} GiB RAM, {platform.system()} {platform.release()}",
         "versions": f"python {platform.python_version()}, "
-                    + ", ".join(f"{p} {version(p)}" for p in pkgs)
-                    + f", HDF5 {h5py.version.hdf5_version}",
+        + ", ".join(f"{p} {version(p)}" for p in pkgs)
+        + f", HDF5 {h5py.version.hdf5_version}",
     }
 
 
@@ -319,8 +344,9 @@ def code_version() -> str:
         with open(name, "rb") as fh:
             digest.update(fh.read())
     try:
-        commit = subprocess.run(["git", "-C", root, "describe", "--always", "--dirty"],
-                                capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", root, "describe", "--always", "--dirty"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "?"
     return f"nudask {nudask.__version__}, git {commit}, sources sha256 {digest.hexdigest()[:12]}"
@@ -339,16 +365,20 @@ def render_table(rows: list[list[str]], markdown: bool) -> str:
     head = ["measure", "value", "unit", "target", "pass/fail"]
     if markdown:
         rule = "|---|---:|---|---|---|"
-        return "\n".join(["| " + " | ".join(r) + " |" for r in [head]] + [rule]
-                         + ["| " + " | ".join(r) + " |" for r in rows])
+        return "\n".join(
+            ["| " + " | ".join(r) + " |" for r in [head]]
+            + [rule]
+            + ["| " + " | ".join(r) + " |" for r in rows]
+        )
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     fmt = "  ".join(f"{{:{'>' if i == 1 else '<'}{w}}}" for i, w in enumerate(widths))
     sep = "  ".join("-" * w for w in widths)
     return "\n".join([fmt.format(*head), sep] + [fmt.format(*r) for r in rows])
 
 
-def report(n: int, med: dict, extra: dict, faults: dict, eight: dict, stages: dict,
-           scale: dict | None, args) -> list[list[str]]:
+def report(
+    n: int, med: dict, extra: dict, faults: dict, eight: dict, stages: dict, scale: dict | None, args
+) -> list[list[str]]:
     rate = {k: n / v for k, v in med.items()}
     best = max(BINDINGS, key=lambda b: rate[b])
     dense_in = extra["h5py"]["dense_bytes"]
@@ -357,11 +387,15 @@ def report(n: int, med: dict, extra: dict, faults: dict, eight: dict, stages: di
     png = extra["notebook"]["bytes"] / n
     rows = [
         row("events (full geometry, simulated, one file)", n, "events", fmt="d"),
-        row("non-zero samples in wire_table/adc", 100 * extra["h5py"]["nnz"] / (dense_in / 4), "%",
-            fmt=".3f"),
+        row(
+            "non-zero samples in wire_table/adc", 100 * extra["h5py"]["nnz"] / (dense_in / 4), "%", fmt=".3f"
+        ),
         row("compressed wire_table/adc", extra["read only"]["bytes"] / n / 1e6, "MB/event"),
-        row("floor (a): h5py adc[a:b] per event", rate["h5py"],
-            f"events/s ({dense_in / med['h5py'] / 1e9:.2f} GB/s out)"),
+        row(
+            "floor (a): h5py adc[a:b] per event",
+            rate["h5py"],
+            f"events/s ({dense_in / med['h5py'] / 1e9:.2f} GB/s out)",
+        ),
         row("read_direct_chunk only, no inflate", rate["read only"], "events/s"),
     ]
     for b in BINDINGS:
@@ -376,8 +410,7 @@ def report(n: int, med: dict, extra: dict, faults: dict, eight: dict, stages: di
         row("nudask / notebook", rate["nudask"] / rate["notebook"], "x", ">= 4"),
         row(f"minor page faults: floor (b) {best}", faults[best] / n, "per event", fmt=".0f"),
         row("minor page faults: nudask", faults["nudask"] / n, "per event", fmt=".0f"),
-        row("minor page faults: nudask under cProfile", faults["profile"] / n, "per event",
-            fmt=".0f"),
+        row("minor page faults: nudask under cProfile", faults["profile"] / n, "per event", fmt=".0f"),
         row("dense float32 image (3 planes x 1067 bins)", dense / 1e6, "MB/event"),
         row("nudask Parquet, float32 (zstd 9)", parquet / 1e3, "kB/event", fmt=".1f"),
         row("nudask Parquet, eight_bit", parquet8 / 1e3, "kB/event", fmt=".1f"),
@@ -390,23 +423,32 @@ def report(n: int, med: dict, extra: dict, faults: dict, eight: dict, stages: di
         t, c = scale["nudask"], scale["control"]
         per = f"{args.scaling_events} events, {args.events_per_chunk} per chunk"
         ns = args.scaling_events
-        for kind, name, target in (("nudask", "nudask local_cluster", ">= 1.7"),
-                                   ("dask", "plain LocalCluster (Dask defaults)", "")):
+        for kind, name, target in (
+            ("nudask", "nudask local_cluster", ">= 1.7"),
+            ("dask", "plain LocalCluster (Dask defaults)", ""),
+        ):
             rows += [
                 row(f"preprocess, {name}, 1 worker ({per})", ns / t[kind, 1], "events/s"),
                 row(f"preprocess, {name}, 2 workers", ns / t[kind, 2], "events/s"),
                 row(f"  2 workers / 1 worker, {name}", t[kind, 1] / t[kind, 2], "x", target),
             ]
-        rows.append(row("  control: pure-Python tasks, 2 workers / 1 worker",
-                        c["nudask", 1] / c["nudask", 2], "x"))
+        rows.append(
+            row("  control: pure-Python tasks, 2 workers / 1 worker", c["nudask", 1] / c["nudask", 2], "x")
+        )
     profiled = med["profile"]
     rows += [
         row("profile: nudask unprofiled (median)", 1e3 * med["nudask"] / n, "ms/event", fmt=".1f"),
         row("profile: nudask under cProfile (median)", 1e3 * profiled / n, "ms/event", fmt=".1f"),
     ]
     for stage, seconds in stages.items():
-        rows.append(row(f"profile: {stage}", 1e3 * seconds / n,
-                        f"ms/event ({100 * seconds / profiled:.0f} %)", fmt=".1f"))
+        rows.append(
+            row(
+                f"profile: {stage}",
+                1e3 * seconds / n,
+                f"ms/event ({100 * seconds / profiled:.0f} %)",
+                fmt=".1f",
+            )
+        )
     return rows
 
 
@@ -454,18 +496,27 @@ def main(argv: list[str] | None = None) -> None:
                 faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
                 times[name].append(seconds)
                 extras[name].append(extra)
-            print(f"repeat {rep + 1}/{args.repeats}: "
-                  + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
+            print(
+                f"repeat {rep + 1}/{args.repeats}: "
+                + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
+                flush=True,
+            )
         _, eight = nudask_chunk(path, n, dirs["nudask8"], eight_bit=True)
-        scale = None if args.skip_scaling else scaling(
-            simulated(data, args.scaling_events), warm, dirs["scale"], args.repeats,
-            args.events_per_chunk)
+        scale = (
+            None
+            if args.skip_scaling
+            else scaling(
+                simulated(data, args.scaling_events), warm, dirs["scale"], args.repeats, args.events_per_chunk
+            )
+        )
 
     med = {k: statistics.median(v) for k, v in times.items()}
     extra = {k: v[-1] for k, v in extras.items()}
     extra["h5py"]["dense_bytes"] = (spans[-1][1] - spans[0][0]) * TICKS * 4
-    stages = {s: statistics.median(e["stages"][s] for e in extras["profile"])
-              for s in extras["profile"][0]["stages"]}
+    stages = {
+        s: statistics.median(e["stages"][s] for e in extras["profile"])
+        for s in extras["profile"][0]["stages"]
+    }
     med_faults = {k: statistics.median(v) for k, v in faults.items()}
     rows = report(n, med, extra, med_faults, eight, stages, scale, args)
 
@@ -474,9 +525,11 @@ def main(argv: list[str] | None = None) -> None:
     for k, v in machine().items():
         print(f"{bullet}{k}: {v}")
     print(f"{bullet}load average (1 min) at start / end: {load[0]:.2f} / {os.getloadavg()[0]:.2f}")
-    print(f"{bullet}run: --events {args.events} --repeats {args.repeats}"
-          + (" --skip-scaling" if args.skip_scaling else f" --scaling-events {args.scaling_events}")
-          + "; medians of interleaved repeats")
+    print(
+        f"{bullet}run: --events {args.events} --repeats {args.repeats}"
+        + (" --skip-scaling" if args.skip_scaling else f" --scaling-events {args.scaling_events}")
+        + "; medians of interleaved repeats"
+    )
     print()
     print(render_table(rows, args.markdown))
 

@@ -38,21 +38,39 @@ def main() -> None:
     p.add_argument("--events-per-chunk", type=int, default=5)
     a = p.parse_args()
     tmp = tempfile.mkdtemp(prefix="nudask-resume-")
-    inputs = [str(simulate_microboone(os.path.join(tmp, f"bnb_WithWire_{k:02d}.h5"),
-                                      n_events=a.events, seed=k, subrun=k)) for k in range(2)]
+    inputs = [
+        str(
+            simulate_microboone(
+                os.path.join(tmp, f"bnb_WithWire_{k:02d}.h5"), n_events=a.events, seed=k, subrun=k
+            )
+        )
+        for k in range(2)
+    ]
     n_chunks = 2 * -(-a.events // a.events_per_chunk)
 
     def command(out):
-        return [sys.executable, "-m", "nudask", "preprocess", *inputs, "--out", out,
-                "--events-per-chunk", str(a.events_per_chunk), "--workers", str(a.workers)]
+        return [
+            sys.executable,
+            "-m",
+            "nudask",
+            "preprocess",
+            *inputs,
+            "--out",
+            out,
+            "--events-per-chunk",
+            str(a.events_per_chunk),
+            "--workers",
+            str(a.workers),
+        ]
 
     t0 = time.perf_counter()
     subprocess.run(command(os.path.join(tmp, "full")), check=True, capture_output=True)
     full = time.perf_counter() - t0
 
     out = os.path.join(tmp, "killed")
-    proc = subprocess.Popen(command(out), start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        command(out), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     while journaled(out) < n_chunks // 2 and proc.poll() is None:
         time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)
