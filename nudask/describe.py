@@ -3,10 +3,10 @@
 :func:`summarize` gives a JSON-serialisable dict, :func:`format_summary` the
 plain-text report and :func:`plot_summary` the charts of the MicroBooNE
 write-up (seed 000): bytes on disk and in memory per representation, and
-neutrino energy per interaction class. Truth columns are used when present
-(``nu_pdg``, ``is_cc``, ``nu_energy`` in MicroBooNE files; ``current``,
-``flavour``, ``mode``, ``nuenergy`` in NOvA-like ones); missing ones are
-skipped. Images are read for a small sample of events only.
+the true energy per class. Truth is read through the roles the reader
+declared (:mod:`nudask.roles`): every label role is counted, the energy role
+gives the statistics; roles whose columns are absent are skipped. Images are
+read for a small sample of events only.
 """
 
 from __future__ import annotations
@@ -20,10 +20,8 @@ import numpy as np
 import pandas as pd
 
 from .display import display_array, to_uint8
-
-ENERGY_COLUMNS = ("nu_energy", "nuenergy")  # MicroBooNE, NOvA; both GeV
-STRING_CLASSES = ("current", "flavour", "mode")  # NOvA-like derived labels
-FLAVOURS = {12: "nue", 14: "numu", 16: "nutau"}  # |PDG| -> flavour (nu and nubar together)
+from .records import Manifest
+from .roles import Roles
 
 
 def sample_indices(n: int, k: int) -> np.ndarray:
@@ -56,35 +54,22 @@ def energy_stats(values: np.ndarray) -> dict[str, float | int | None]:
     }
 
 
-def class_columns(meta: pd.DataFrame) -> dict[str, pd.Series]:
-    """Label series to count events by, keyed by name; ``class`` is the headline split.
+def class_columns(meta: pd.DataFrame, roles: Roles) -> dict[str, pd.Series]:
+    """Class names per event of every label role whose columns the metadata has.
 
-    MicroBooNE: ``nu_pdg`` (signed), ``is_cc`` as CC/NC and, with both,
-    ``class`` = flavour (nu and nubar together) x CC/NC. NOvA-like: ``current``,
-    ``flavour``, ``mode`` and ``class`` = flavour CC, or the current (NC,
-    cosmic, other) otherwise.
+    The first is the headline split (the energy chart's); labels with no
+    vocabulary (e.g. PDG codes) are counted by value.
     """
     out: dict[str, pd.Series] = {}
-    if "nu_pdg" in meta:
-        out["nu_pdg"] = meta["nu_pdg"].astype(np.int64).astype(str)
-    # NOvA's is_cc is 0 for cosmics too: its `current` column is the finer split
-    if "is_cc" in meta and "current" not in meta:
-        out["is_cc"] = pd.Series(np.where(meta["is_cc"] != 0, "CC", "NC"), index=meta.index)
-    out.update({c: meta[c].astype(str) for c in STRING_CLASSES if c in meta})
-    if "current" in out and "flavour" in out:
-        cc = out["current"] == "CC"
-        out["class"] = out["current"].where(~cc, out["flavour"] + " CC")
-    elif "nu_pdg" in meta:
-        pdg = meta["nu_pdg"].astype(np.int64).abs()
-        flav = pdg.map(FLAVOURS).fillna("pdg " + pdg.astype(str))
-        if "is_cc" in out:
-            out["class"] = flav + " " + out["is_cc"]
+    for name, label in roles.labels.items():
+        if all(c in meta for c in label.columns):
+            out[name] = pd.Series(label.names(meta), index=meta.index, dtype=object)
     return out
 
 
 def headline_classes(labels: dict[str, pd.Series]) -> pd.Series | None:
-    """The finest single split available, for the energy chart."""
-    return next((labels[k] for k in ("class", "current", "is_cc", "flavour") if k in labels), None)
+    """The headline split: the first label of the reader's roles."""
+    return next(iter(labels.values()), None)
 
 
 def _counts(labels: pd.Series) -> dict[str, int]:
@@ -93,26 +78,28 @@ def _counts(labels: pd.Series) -> dict[str, int]:
     return {str(k): int(counts[k]) for k in order}
 
 
-def _inputs(manifest: dict) -> list[dict[str, Any]]:
-    files = pd.DataFrame(manifest["files"], columns=["source", "rows", "bytes"])
-    done = files.groupby("source").agg(
-        written=("rows", "sum"), bytes=("bytes", "sum"), files=("rows", "size")
-    )
+def _inputs(manifest: Manifest) -> list[dict[str, Any]]:
+    written: dict[str, list[int]] = {}  # input -> [events, parts, bytes]
+    for part in manifest.files:
+        rows = {c.path: len(c) for c in part.chunks}
+        for path, n in rows.items():  # a part's bytes are shared by the inputs it holds, by events
+            w = written.setdefault(path, [0, 0, 0])
+            w[0] += n
+            w[1] += 1
+            w[2] += round(part.bytes * n / max(part.rows, 1))
     out = []
-    for inp in manifest["inputs"]:
-        w = done.loc[inp["path"]] if inp["path"] in done.index else None
-        lost = sum(
-            f["stop"] - f["start"] for f in manifest["failed"] if f["path"] == inp["path"] and "start" in f
-        )
+    for inp in manifest.inputs:
+        events, parts, size = written.get(inp.path, [0, 0, 0])
+        lost = sum(f.events for f in manifest.failed if f.path == inp.path)
         out.append(
             {
-                "path": inp["path"],
-                "size": int(inp["size"]),
-                "events": int(inp["events"]),
-                "written": int(w["written"]) if w is not None else 0,
-                "failed_events": int(lost),
-                "parquet_files": int(w["files"]) if w is not None else 0,
-                "parquet_bytes": int(w["bytes"]) if w is not None else 0,
+                "path": inp.path,
+                "size": inp.size,
+                "events": inp.events,
+                "written": events,
+                "failed_events": lost,
+                "parquet_files": parts,
+                "parquet_bytes": size,
             }
         )
     return out
@@ -135,7 +122,7 @@ def storage(ds, sample: int = 20) -> dict[str, Any]:
     from PIL import Image
 
     n = len(ds)
-    parquet = sum(int(f["bytes"]) for f in ds.manifest["files"])
+    parquet = sum(f.bytes for f in ds.manifest.files)
     dense_event = 4 * sum(int(np.prod(v.shape)) for v in _views(ds).values())
     picks = sample_indices(n, sample)
     png = coo = 0
@@ -149,7 +136,7 @@ def storage(ds, sample: int = 20) -> dict[str, Any]:
     png_event = png / len(picks) if len(picks) else 0.0
     coo_event = coo / len(picks) if len(picks) else 0.0
     return {
-        "input_bytes": sum(int(i["size"]) for i in ds.manifest["inputs"]),
+        "input_bytes": sum(i.size for i in ds.manifest.inputs),
         "parquet_bytes": parquet,
         "parquet_per_event": _ratio(parquet, n),
         "dense_bytes": n * dense_event,
@@ -185,25 +172,26 @@ def summarize(ds, *, sample: int = 20) -> dict[str, Any]:
         per-label statistics, absent without an energy column) and ``storage``.
     """
     meta = ds.metadata if ds.files else pd.DataFrame()  # every chunk failed: no schema
-    labels = class_columns(meta)
+    roles = ds.roles
+    labels = class_columns(meta, roles)
     out: dict[str, Any] = {
         "path": os.fspath(ds.path),
-        "reader": ds.manifest.get("reader"),
+        "reader": ds.manifest.reader,
         "events": len(ds),
         "files": len(ds.files),
         "views": {
             k: {"axes": list(v.axes), "shape": list(v.shape), "vmax": v.vmax} for k, v in _views(ds).items()
         },
         "inputs": _inputs(ds.manifest),
-        "failed": list(ds.manifest.get("failed", [])),
+        "failed": [f.to_json() for f in ds.manifest.failed],
         "counts": {name: _counts(s) for name, s in labels.items()},
     }
-    column = next((c for c in ENERGY_COLUMNS if c in meta), None)
-    if column is not None:
+    if roles.energy is not None and roles.energy.column in meta:
+        column = roles.energy.column
         energy = meta[column].to_numpy(np.float64)
         out["energy"] = {
             "column": column,
-            "unit": "GeV",
+            "unit": roles.energy.unit,
             "all": energy_stats(energy),
             "by": {
                 name: {str(k): energy_stats(energy[(s == k).to_numpy()]) for k in out["counts"][name]}
@@ -300,7 +288,11 @@ def format_summary(summary: dict[str, Any]) -> str:
         rows = [row("all", e["all"])]
         for name, groups in e["by"].items():
             rows += [row(f"{name} {k}", st) for k, st in groups.items()]
-        parts += ["", f"Neutrino energy [{e['unit']}] (std with ddof=0; q25-q75 = IQR)", table(head, rows)]
+        parts += [
+            "",
+            f"True energy, {e['column']} [{e['unit']}] (std with ddof=0; q25-q75 = IQR)",
+            table(head, rows),
+        ]
     st = s["storage"]
     rows = [
         ["input HDF5 (disk)", human_bytes(st["input_bytes"]), human_bytes(_per(st["input_bytes"], n))],
@@ -380,7 +372,8 @@ def plot_summary(ds, summary: dict[str, Any], out_dir: str | os.PathLike) -> lis
         column = summary["energy"]["column"]
         meta = ds.metadata
         energy = meta[column].to_numpy(np.float64)
-        labels = headline_classes(class_columns(meta))
+        labels = headline_classes(class_columns(meta, ds.roles))
+        unit = summary["energy"]["unit"]
         groups = (
             {"all": energy}
             if labels is None
@@ -399,10 +392,10 @@ def plot_summary(ds, summary: dict[str, Any], out_dir: str | os.PathLike) -> lis
                 bins=bins,
                 histtype="step",
                 linewidth=1.8,
-                label=f"{k} ({v.size}, mean {v.mean():.2f} GeV)" if v.size else f"{k} (0)",
+                label=f"{k} ({v.size}, mean {v.mean():.2f} {unit})" if v.size else f"{k} (0)",
             )
-        ax.set_xlabel(f"neutrino energy ({column}) [GeV]")
-        ax.set_ylabel(f"events / {bins[1] - bins[0]:.2f} GeV")
+        ax.set_xlabel(f"true energy ({column}) [{unit}]")
+        ax.set_ylabel(f"events / {bins[1] - bins[0]:.2f} {unit}")
         ax.set_title(f"{name}: neutrino energy per class ({summary['events']} events)")
         ax.legend(title="class (events)", fontsize=9)
         paths.append(out / "energy.png")

@@ -16,21 +16,9 @@ from typing import Any
 import numpy as np
 
 from .events import ViewSpec
+from .roles import Roles
 
 WIRE_TIME = ("wire", "time")
-# truth columns shown in the title, in this order, with how to print them
-TITLE_FIELDS = {
-    "nu_pdg": "pdg {:d}",
-    "is_cc": "is_cc {:d}",
-    "interaction": "interaction {:d}",
-    "current": "{}",
-    "flavour": "{}",
-    "mode": "{}",
-    "nu_energy": "E_nu {:.3f} GeV",
-    "nuenergy": "E_nu {:.3f} GeV",
-    "lep_energy": "E_lep {:.3f} GeV",
-    "lepenergy": "E_lep {:.3f} GeV",
-}
 
 
 def is_wire_time(spec: ViewSpec) -> bool:
@@ -91,11 +79,12 @@ def max_pool(image: np.ndarray, step: tuple[int, int]) -> tuple[np.ndarray, tupl
     return padded.reshape(ny, sy, nx, sx).max(axis=(1, 3)), step
 
 
-def title_of(row: Any) -> str:
-    """Title text from a metadata row: event identity, then the main truth present."""
+def title_of(row: Any, roles: Roles) -> str:
+    """Title text from a metadata row: event identity, then the truth the reader's roles name."""
     ident = f"run {row['run']}  subrun {row['subrun']}  event {row['event']}"
     truth = []
-    for column, fmt in TITLE_FIELDS.items():
+    for field in roles.title:
+        column, fmt = field.column, field.template
         if column in row.index and row[column] is not None:
             value = row[column]
             try:
@@ -108,6 +97,21 @@ def title_of(row: Any) -> str:
         else ""
     )
     return "\n".join(p for p in (f"{ident}    {source}".strip(), "   ".join(truth)) if p)
+
+
+def planar_images(ds, i: int) -> dict[str, np.ndarray]:
+    """Event ``i``'s images as 2-D arrays: views of more axes summed onto their first two.
+
+    Voxel views are projected from their entries, never built dense in 3-D.
+    """
+    if all(len(v.shape) == 2 for v in ds.views.values()):
+        return ds.image(i)
+    out = {}
+    for name, coo in ds.coo(i).items():
+        plane = np.zeros(coo.shape[:2], np.float32)
+        np.add.at(plane, (coo.index[0].astype(np.int64), coo.index[1].astype(np.int64)), coo.values)
+        out[name] = plane
+    return out
 
 
 def show_event(ds, i: int, out_path: str | os.PathLike, *, cmap: str = "viridis", dpi: int = 120) -> Path:
@@ -134,7 +138,7 @@ def show_event(ds, i: int, out_path: str | os.PathLike, *, cmap: str = "viridis"
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    images = ds.image(i)  # raises IndexError for a bad i before anything is drawn
+    images = planar_images(ds, i)  # raises IndexError for a bad i before anything is drawn
     row = ds.metadata.iloc[i]
     views = [(name, ds.views[name], display_array(img, ds.views[name])) for name, img in images.items()]
     wire_time = all(is_wire_time(spec) for _, spec, _ in views)
@@ -190,7 +194,7 @@ def show_event(ds, i: int, out_path: str | os.PathLike, *, cmap: str = "viridis"
         fig.colorbar(
             im, ax=list(axes), label="charge (ADC sum per bin)", shrink=0.6, aspect=30, panchor=False
         )
-    fig.suptitle(title_of(row), fontsize=11)
+    fig.suptitle(title_of(row, ds.roles), fontsize=11)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=dpi)

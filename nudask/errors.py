@@ -42,5 +42,9 @@ class DatasetError(NudaskError, ValueError):
     """A dataset folder that is missing, incomplete, damaged or of an unknown version."""
 
 
+class DatasetNotFound(DatasetError, FileNotFoundError):
+    """No dataset at the path given."""
+
+
 class OutputError(NudaskError, OSError):
     """An output that cannot be written (exists with other settings, locked, disk full, ...)."""

@@ -32,10 +32,14 @@ class Chunk:
 
 @dataclass(frozen=True)
 class ViewSpec:
-    """What one view (plane, projection) of a format looks like.
+    """What one view (plane, projection, voxel grid) of a format looks like.
 
-    ``shape`` is the largest extent along each axis; images of formats with
-    variable sizes carry their own shape per event (``Coo.shape``).
+    ``shape`` is the largest extent along each axis; images whose size varies
+    carry their own shape per event (``Coo.shape``). ``kind`` says how the
+    view is stored: ``coo`` (the non-zero entries) or ``dense`` (every pixel).
+    ``channels`` names the value channels that share one set of coordinates,
+    with their dtypes; the first is the view's ``dtype`` (default: one
+    channel ``value``).
     """
 
     name: str
@@ -43,6 +47,26 @@ class ViewSpec:
     shape: tuple[int, ...]
     dtype: str = "float32"
     vmax: float | None = None  # largest value (saturation), for 8-bit storage
+    kind: str = "coo"
+    channels: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self):
+        if self.kind not in VIEW_KINDS:
+            raise ValueError(f"view '{self.name}': kind must be one of {VIEW_KINDS}, got {self.kind!r}")
+        if len(self.axes) != len(self.shape):
+            raise ValueError(f"view '{self.name}': {len(self.axes)} axes but a {len(self.shape)}-D shape")
+        channels = tuple((str(c), str(t)) for c, t in self.channels) or (("value", self.dtype),)
+        object.__setattr__(self, "channels", channels)
+        object.__setattr__(self, "dtype", channels[0][1])
+        object.__setattr__(self, "axes", tuple(self.axes))
+        object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        return tuple(c for c, _ in self.channels)
+
+
+VIEW_KINDS = ("coo", "dense")
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,12 +74,31 @@ class Coo:
     """A sparse image: sorted coordinates (one array per axis) and values.
 
     ``index[k][n]`` is the coordinate along axis ``k`` of the ``n``-th
-    non-zero value; entries are in C (row-major) order.
+    entry; entries are in C (row-major) order. ``channels`` holds every
+    value channel by name (``energy``, ``label``, ...), all aligned with
+    ``index``; ``values`` is the first.
+
+    >>> c = Coo((4,), (np.array([1, 3]),), np.array([2.0, 5.0]), {"energy": np.array([2.0, 5.0]),
+    ...         "label": np.array([0, 2])})
+    >>> list(c.channels), c.nnz
+    (['energy', 'label'], 2)
     """
 
     shape: tuple[int, ...]
     index: tuple[np.ndarray, ...]
     values: np.ndarray
+    channels: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.channels:
+            object.__setattr__(self, "channels", {"value": self.values})
+        elif next(iter(self.channels.values())) is not self.values:
+            raise ValueError("Coo.values must be the first of its channels")
+
+    @classmethod
+    def of(cls, shape: tuple[int, ...], index: tuple[np.ndarray, ...], **channels: np.ndarray) -> Coo:
+        """A Coo with named channels, the first being ``values``."""
+        return cls(tuple(shape), tuple(index), next(iter(channels.values())), dict(channels))
 
     @property
     def nnz(self) -> int:
@@ -69,6 +112,8 @@ class Coo:
             and len(self.index) == len(other.index)
             and all(np.array_equal(a, b) for a, b in zip(self.index, other.index))
             and np.array_equal(self.values, other.values)
+            and len(self.channels) == len(other.channels)
+            and all(np.array_equal(a, b) for a, b in zip(self.channels.values(), other.channels.values()))
         )
 
     __hash__ = None  # type: ignore[assignment]  # arrays are mutable
@@ -81,4 +126,4 @@ class Event:
     id: EventId
     index: int  # row of the event in its source file
     metadata: dict[str, Any] = field(default_factory=dict)
-    images: dict[str, Coo] = field(default_factory=dict)
+    images: dict[str, Coo | np.ndarray] = field(default_factory=dict)  # a dense view may give an array

@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .records import ChunkResult
+
 REPORT = "_performance.html"
 RUN_LOG = "_run_log.json"
 
@@ -48,19 +50,21 @@ class RunLog:
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def add_chunks(self, records: list[dict]) -> None:
-        """Fill tasks, events, failures and per-process timings from preprocess' chunk records."""
-        self.tasks = len(records)
-        self.events = sum(r["file"]["rows"] for r in records if "file" in r)
-        self.failures += [{**r["chunk"], "error": r["error"]} for r in records if "error" in r]
+    def add_chunks(self, results: list[ChunkResult]) -> None:
+        """Fill tasks, events, failures and per-process timings from preprocess' chunk results."""
+        self.tasks = len(results)
+        self.events = sum(r.events for r in results)
+        self.failures += [
+            {"chunks": [asdict(c) for c in r.chunks], "error": r.error} for r in results if r.error
+        ]
         per: dict[str, dict] = {}
-        for r in records:
-            p = per.setdefault(r.get("worker", "?"), {"chunks": 0, "events": 0, "busy_seconds": 0.0})
+        for r in results:
+            p = per.setdefault(r.worker or "?", {"chunks": 0, "events": 0, "busy_seconds": 0.0})
             p["chunks"] += 1
-            p["events"] += r["file"]["rows"] if "file" in r else 0
-            p["busy_seconds"] = round(p["busy_seconds"] + r.get("seconds", 0.0), 3)
+            p["events"] += r.events
+            p["busy_seconds"] = round(p["busy_seconds"] + r.seconds, 3)
         self.extra["by_process"] = per
-        seconds = [r["seconds"] for r in records if "seconds" in r]
+        seconds = [r.seconds for r in results if r.ok]
         if seconds:
             self.extra["chunk_seconds"] = {
                 "min": min(seconds),

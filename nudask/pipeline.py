@@ -1,47 +1,71 @@
 """Inputs -> chunks -> one Dask task per chunk -> Parquet parts + manifest.
 
-:func:`plan` opens each input once on the client to split it into chunks of
-events balanced by rows; :func:`build` turns chunks into a lazy ``dask.bag``
-(one partition, one task, per chunk); :func:`preprocess` runs it on the
-current client (or a LocalCluster), journals finished chunks so a killed run
-resumes, and writes the manifest last.
+:func:`plan` opens each input once (on the workers when there are many) to
+split it into chunks of events balanced by rows and merges the views of
+all inputs into one schema; small chunks (files of a few events) are packed
+into tasks of about ``events_per_chunk`` events. :func:`build` turns the
+tasks into a lazy ``dask.bag`` (one partition, one task, one Parquet part
+each); :func:`preprocess` runs it on the current client (or a LocalCluster),
+journals finished tasks so a killed run resumes, and writes the manifest last.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import socket
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 import dask.bag as db
 import pyarrow as pa
 
 from . import config
 from .dataset import Dataset, open_dataset
-from .dataset.manifest import MANIFEST, new_manifest, part_name, write_manifest
+from .dataset.manifest import MANIFEST, part_name
 from .dataset.write import events_to_table, file_sha256, write_parquet
-from .errors import InputError
+from .errors import ConfigError, InputError
 from .events import Chunk
 from .readers import Reader, get_reader, guess_reader
+from .records import ChunkResult, Failure, InputFile, Manifest, PartFile
 from .resume import Journal, finished_chunks, is_complete, prepare_output
-from .schema import SCHEMA_VERSION, build_schema
+from .schema import SCHEMA_VERSION, build_schema, merge_fields, merge_views
 
 ON_ERROR = ("raise", "skip")
 
 
 @dataclass
 class Plan:
-    """Chunks to run, the inputs that could not be planned, and the schema."""
+    """What a run will do: tasks of chunks, the inputs and their fate, the merged schema."""
 
     reader: Reader
-    chunks: list[Chunk] = field(default_factory=list)
-    inputs: list[dict] = field(default_factory=list)
-    failed: list[dict] = field(default_factory=list)
+    tasks: list[tuple[Chunk, ...]] = field(default_factory=list)
+    inputs: list[InputFile] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
     schema: pa.Schema | None = None
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        return [c for task in self.tasks for c in task]
+
+
+@dataclass(frozen=True)
+class FilePlan:
+    """One input, planned: its chunks, views and metadata fields; or why it cannot be used."""
+
+    path: str
+    chunks: list[Chunk] = field(default_factory=list)
+    views: dict = field(default_factory=dict)
+    fields: dict = field(default_factory=dict)
+    size: int = 0
+    mtime: float = 0.0
+    error: InputError | None = None
+
+
+LOCAL_PLAN_FILES = 16  # more inputs than this are planned by the workers, in batches
+PLAN_BATCH = 64
 
 
 def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
@@ -53,87 +77,176 @@ def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> li
         matches = sorted(glob.glob(item)) if glob.has_magic(item) else [item]
         out += [os.path.abspath(m) for m in matches]
     if not out:
-        raise ValueError(f"no input files match {list(inputs)!r}")
+        raise InputError(str(list(inputs)), "no input files match", "check the paths or patterns")
+    return out
+
+
+def plan_files(paths: Sequence[str], reader: Reader, events_per_chunk: int) -> list[FilePlan]:
+    """Open each of ``paths`` once: chunks, views, fields (a Dask task for many inputs)."""
+    out = []
+    for path in paths:
+        try:
+            chunks = reader.chunks(path, events_per_chunk)
+            views, fields = reader.views(path), reader.metadata_fields(path)
+            out.append(FilePlan(path, chunks, views, fields, os.path.getsize(path), os.path.getmtime(path)))
+        except InputError as err:
+            out.append(FilePlan(path, error=err))
     return out
 
 
 def plan(
-    paths: Sequence[str], reader: Reader, *, events_per_chunk: int, on_error: str, eight_bit: bool
+    paths: Sequence[str],
+    reader: Reader,
+    *,
+    events_per_chunk: int,
+    on_error: str,
+    eight_bit: bool,
+    client=None,
 ) -> Plan:
-    """Split every input into chunks; bad inputs raise or are set aside."""
+    """Split every input into chunks and merge their views; bad inputs raise or are set aside.
+
+    With a ``client`` and many inputs, the files are opened on the workers.
+    """
+    if client is not None and len(paths) > LOCAL_PLAN_FILES:
+        batches = [paths[k : k + PLAN_BATCH] for k in range(0, len(paths), PLAN_BATCH)]
+        futures = client.map(
+            plan_files, batches, reader=reader, events_per_chunk=events_per_chunk, pure=False
+        )
+        planned = [fp for batch in client.gather(futures) for fp in batch]
+    else:
+        planned = plan_files(paths, reader, events_per_chunk)
     result = Plan(reader)
-    for path in paths:
+    views: dict | None = None
+    fields: dict | None = None
+    chunks: list[Chunk] = []
+    for fp in planned:
         try:
-            chunks = reader.chunks(path, events_per_chunk)
-            if result.schema is None:
-                result.schema = build_schema(
-                    reader.views(path), reader.metadata_fields(path), eight_bit=eight_bit
-                )
+            if fp.error is not None:
+                raise fp.error
+            merged_views = fp.views if views is None else merge_views(views, fp.views, fp.path)
+            merged_fields = fp.fields if fields is None else merge_fields(fields, fp.fields, fp.path)
         except InputError as err:
             if on_error == "raise":
                 raise
-            result.failed.append({"path": path, "error": str(err)})
+            result.failed.append(Failure(fp.path, str(err)))
             continue
-        result.chunks += chunks
-        result.inputs.append({"path": path, "size": os.path.getsize(path), "events": chunks[-1].stop})
+        views, fields = merged_views, merged_fields
+        chunks += fp.chunks
+        result.inputs.append(InputFile(fp.path, fp.size, fp.chunks[-1].stop, mtime=fp.mtime))
+    if views is not None and fields is not None:
+        result.schema = build_schema(views, fields, eight_bit=eight_bit)
+    result.tasks = group_chunks(chunks, events_per_chunk)
     return result
 
 
-def run_chunk(chunk: Chunk, *, reader: Reader, out: str, schema: pa.Schema, storage: dict) -> dict:
-    """Read, render and sparsify one chunk and write its Parquet file (one Dask task)."""
+def group_chunks(chunks: Sequence[Chunk], events_per_chunk: int) -> list[tuple[Chunk, ...]]:
+    """Consecutive chunks packed into tasks of at most ``events_per_chunk`` events.
+
+    A large file's chunks are tasks of their own; many small files share one.
+
+    >>> cs = [Chunk(f"f{k}", "r", 0, 1) for k in range(5)] + [Chunk("big", "r", 0, 3)]
+    >>> [len(t) for t in group_chunks(cs, 3)]
+    [3, 2, 1]
+    """
+    tasks: list[tuple[Chunk, ...]] = []
+    current: list[Chunk] = []
+    for chunk in chunks:
+        if current and sum(map(len, current)) + len(chunk) > events_per_chunk:
+            tasks.append(tuple(current))
+            current = []
+        current.append(chunk)
+    if current:
+        tasks.append(tuple(current))
+    return tasks
+
+
+def run_chunk(
+    chunks: tuple[Chunk, ...],
+    *,
+    reader: Reader,
+    out: str,
+    schema: pa.Schema,
+    storage: dict,
+    on_error: str = "raise",
+) -> ChunkResult:
+    """Read, render and sparsify the chunks of one task into one Parquet file (one Dask task).
+
+    With ``on_error="skip"`` a chunk that cannot be read is set aside and the
+    others are written, so one bad small file does not sink its neighbours.
+    """
     t0 = time.perf_counter()
-    events = list(reader.read(chunk))
-    table = events_to_table(events, chunk.path, schema)
-    info = write_parquet(table, os.path.join(out, part_name(chunk)), **storage)
-    return {
-        "chunk": asdict(chunk),
-        "file": info,
-        "seconds": round(time.perf_counter() - t0, 3),
-        "worker": f"{socket.gethostname()}:{os.getpid()}",
-    }
+    events, sources, failed = [], [], []
+    for chunk in chunks:
+        try:
+            mine = list(reader.read(chunk))
+        except InputError as err:
+            if on_error == "raise" or len(chunks) == 1:
+                raise
+            failed.append(Failure(chunk.path, f"{type(err).__name__}: {err}", chunk.start, chunk.stop))
+            continue
+        events += mine
+        sources += [chunk.path] * len(mine)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    if not events:
+        return ChunkResult(
+            tuple(chunks), None, round(time.perf_counter() - t0, 3), worker, failed=tuple(failed)
+        )
+    written = tuple(c for c in chunks if not any(f.path == c.path and f.start == c.start for f in failed))
+    table = events_to_table(events, sources, schema)
+    info = write_parquet(table, os.path.join(out, part_name(chunks)), **storage)
+    part = PartFile(info["name"], info["rows"], info["bytes"], info["sha256"], written)
+    return ChunkResult(tuple(chunks), part, round(time.perf_counter() - t0, 3), worker, failed=tuple(failed))
 
 
-def build(reader: Reader, chunks: Sequence[Chunk], schema: pa.Schema, out: str, *, storage: dict) -> db.Bag:
-    """Lazy bag of chunk records: one partition (one task) per chunk."""
-    bag = db.from_sequence(chunks, npartitions=max(1, len(chunks)))
-    return bag.map(run_chunk, reader=reader, out=out, schema=schema, storage=storage)
+def build(
+    reader: Reader,
+    tasks: Sequence[tuple[Chunk, ...]],
+    schema: pa.Schema,
+    out: str,
+    *,
+    storage: dict,
+    on_error: str = "raise",
+) -> db.Bag:
+    """Lazy bag of chunk results: one partition (one Dask task) per task of chunks."""
+    bag = db.from_sequence(tasks, npartitions=max(1, len(tasks)))
+    return bag.map(run_chunk, reader=reader, out=out, schema=schema, storage=storage, on_error=on_error)
 
 
 def _run(
     client,
     bag: db.Bag,
-    chunks: Sequence[Chunk],
+    tasks: Sequence[tuple[Chunk, ...]],
     *,
     journal: Journal,
     on_error: str,
     retries: int,
     progress: bool,
-) -> list[dict]:
-    """Compute the bag's tasks, journaling each finished chunk as it arrives."""
+) -> list[ChunkResult]:
+    """Compute the bag's tasks, journaling each finished one as it arrives."""
     from distributed import as_completed
     from tqdm.auto import tqdm
 
     futures = client.compute(bag.to_delayed(), retries=retries)
-    chunk_of = {f.key: c for f, c in zip(futures, chunks)}
-    records = []
+    task_of = {f.key: t for f, t in zip(futures, tasks)}
+    results = []
     bar = tqdm(total=len(futures), unit="chunk", desc="nudask preprocess", disable=not progress)
     try:
         for fut in as_completed(futures):
-            chunk = chunk_of[fut.key]
+            task = task_of[fut.key]
             if fut.status == "error":
                 err = fut.exception()
                 if on_error == "raise":
                     raise err
-                record: dict[str, Any] = {"chunk": asdict(chunk), "error": f"{type(err).__name__}: {err}"}
+                result = ChunkResult(task, error=f"{type(err).__name__}: {err}")
             else:
-                (record,) = fut.result()
-                journal.add(record)
-            records.append(record)
+                (result,) = fut.result()
+                journal.add(result)
+            results.append(result)
             bar.update(1)
     finally:
         bar.close()
         client.cancel(futures)
-    return records
+    return results
 
 
 def _settings(events_per_chunk, eight_bit, row_group_events, compression, compression_level):
@@ -182,69 +295,82 @@ def preprocess(
     """
     on_error = config.get("preprocess.on-error", on_error)
     if on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        raise ConfigError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     paths = expand_inputs(inputs)
     out = os.path.abspath(os.fspath(out))
     rdr = get_reader(reader or guess_reader(paths[0]), **(reader_options or {}))
     settings, storage = _settings(
         events_per_chunk, eight_bit, row_group_events, compression, compression_level
     )
-    the_plan = plan(paths, rdr, on_error=on_error, **settings)
-    if the_plan.schema is None:
-        raise ValueError(f"none of the {len(paths)} inputs can be read: {the_plan.failed}")
-    spec = {
-        "schema_version": SCHEMA_VERSION,
-        "reader": rdr.name,
-        "reader_options": rdr.options(),
-        "settings": {**settings, **storage},
-        "inputs": paths,
-    }
-    resuming = prepare_output(out, spec, overwrite=overwrite)
-    done = finished_chunks(out, the_plan.chunks) if resuming else {}
-    todo = [c for c in the_plan.chunks if c not in done]
-    if not todo and is_complete(out):
-        if progress:
-            print(f"nudask: {out} is complete; nothing to do", flush=True)
-        return open_dataset(out)
-    if progress and done:
-        print(f"nudask: resuming: {len(done)} of {len(the_plan.chunks)} chunks already written")
-
     from .cluster import client_or_local
     from .monitor import monitor_run
 
-    t0 = time.perf_counter()
-    bag = build(rdr, todo, the_plan.schema, out, storage=storage)
-    journal = Journal(out)
-    try:
-        with (
-            client_or_local(client, verbose=progress) as cl,
-            monitor_run(cl, out, report=config.get("preprocess.performance-report")) as run_log,
-        ):
-            sums = []
-            if config.get("preprocess.checksum", checksum):
-                sums = cl.map(file_sha256, [i["path"] for i in the_plan.inputs], pure=False)
-            new = _run(
-                cl,
-                bag,
-                todo,
-                journal=journal,
-                on_error=on_error,
-                retries=int(config.get("preprocess.retries", retries)),
-                progress=progress,
+    with contextlib.ExitStack() as stack:
+        clients: list = []
+
+        def get_client():  # a LocalCluster starts only when there is work for it
+            if not clients:
+                clients.append(stack.enter_context(client_or_local(client, verbose=progress)))
+            return clients[0]
+
+        the_plan = plan(
+            paths, rdr, on_error=on_error, client=get_client() if len(paths) > LOCAL_PLAN_FILES else None,
+            **settings,
+        )  # fmt: skip
+        if the_plan.schema is None:
+            raise InputError(
+                paths[0] if len(paths) == 1 else f"{len(paths)} inputs",
+                "none of the inputs can be read: " + "; ".join(f.error for f in the_plan.failed),
             )
-            run_log.add_chunks(new)  # this run's chunks only: events/s of this run
-            run_log.extra["resumed_chunks"] = len(done)
-            records = list(done.values()) + new
-            for info, digest in zip(the_plan.inputs, cl.gather(sums)):
-                info["sha256"] = digest
-    finally:
-        journal.close()
-    manifest = _manifest(rdr, settings, storage, the_plan, records, time.perf_counter() - t0)
-    write_manifest(out, manifest)
+        spec = {
+            "schema_version": SCHEMA_VERSION,
+            "reader": rdr.name,
+            "reader_options": rdr.options(),
+            "settings": {**settings, **storage},
+            "inputs": paths,
+        }
+        resuming = prepare_output(out, spec, overwrite=overwrite)
+        done = finished_chunks(out, the_plan.tasks) if resuming else {}
+        todo = [t for t in the_plan.tasks if t not in done]
+        if not todo and is_complete(out):
+            if progress:
+                print(f"nudask: {out} is complete; nothing to do", flush=True)
+            return open_dataset(out)
+        if progress and done:
+            print(f"nudask: resuming: {len(done)} of {len(the_plan.tasks)} chunks already written")
+
+        t0 = time.perf_counter()
+        bag = build(rdr, todo, the_plan.schema, out, storage=storage, on_error=on_error)
+        journal = Journal(out)
+        try:
+            cl = get_client()
+            with monitor_run(cl, out, report=config.get("preprocess.performance-report")) as run_log:
+                sums = []
+                if config.get("preprocess.checksum", checksum):
+                    sums = cl.map(file_sha256, [i.path for i in the_plan.inputs], pure=False)
+                new = _run(
+                    cl,
+                    bag,
+                    todo,
+                    journal=journal,
+                    on_error=on_error,
+                    retries=int(config.get("preprocess.retries", retries)),
+                    progress=progress,
+                )
+                run_log.add_chunks(new)  # this run's chunks only: events/s of this run
+                run_log.extra["resumed_chunks"] = len(done)
+                results = list(done.values()) + new
+                digests = cl.gather(sums)
+        finally:
+            journal.close()
+    if digests:
+        the_plan.inputs = [replace(i, sha256=d) for i, d in zip(the_plan.inputs, digests)]
+    manifest = _manifest(rdr, settings, storage, the_plan, results, time.perf_counter() - t0)
+    manifest.write(out)
     if progress:
-        n_fail = len(manifest["failed"])
+        n_fail = len(manifest.failed)
         print(
-            f"nudask: wrote {manifest['events']} events in {len(manifest['files'])} files to {out}"
+            f"nudask: wrote {manifest.events} events in {len(manifest.files)} files to {out}"
             + (f"; {n_fail} failed (see {MANIFEST})" if n_fail else ""),
             flush=True,
         )
@@ -252,38 +378,28 @@ def preprocess(
 
 
 def _manifest(
-    rdr: Reader, settings: dict, storage: dict, the_plan: Plan, records: list[dict], seconds: float
-) -> dict:
-    files = sorted((r for r in records if "file" in r), key=lambda r: r["file"]["name"])
-    return new_manifest(
+    rdr: Reader, settings: dict, storage: dict, the_plan: Plan, results: list[ChunkResult], seconds: float
+) -> Manifest:
+    from .schema import schema_info
+
+    files = sorted((r.part for r in results if r.part is not None), key=lambda p: p.name)
+    failed = (
+        the_plan.failed
+        + [Failure(c.path, r.error, c.start, c.stop) for r in results if r.error for c in r.chunks]
+        + [f for r in results for f in r.failed]
+    )
+    return Manifest(
         reader=rdr.name,
         reader_options=rdr.options(),
         settings={**settings, **storage},
-        events=sum(r["file"]["rows"] for r in files),
         inputs=the_plan.inputs,
-        files=[
-            {
-                **r["file"],
-                "source": r["chunk"]["path"],
-                "start": r["chunk"]["start"],
-                "stop": r["chunk"]["stop"],
-            }
-            for r in files
-        ],
-        failed=the_plan.failed
-        + [
-            {
-                "path": r["chunk"]["path"],
-                "start": r["chunk"]["start"],
-                "stop": r["chunk"]["stop"],
-                "error": r["error"],
-            }
-            for r in records
-            if "error" in r
-        ],
+        files=files,
+        failed=failed,
+        roles=rdr.roles().to_json(),
+        views=schema_info(the_plan.schema).get("views", {}) if the_plan.schema is not None else {},
         run={
             "seconds": round(seconds, 3),
-            "chunks": len(records),
-            "workers": sorted({r["worker"] for r in records if "worker" in r}),
+            "chunks": len(results),
+            "workers": sorted({r.worker for r in results if r.worker}),
         },
     )

@@ -16,6 +16,7 @@ import shutil
 from .dataset.manifest import MANIFEST, part_name
 from .dataset.write import file_sha256
 from .events import Chunk
+from .records import ChunkResult
 
 RUN_FILE = "_run.json"
 JOURNAL = "_journal.jsonl"
@@ -58,41 +59,41 @@ def prepare_output(out: str, spec: dict, *, overwrite: bool) -> bool:
     return previous is not None
 
 
-def finished_chunks(out: str, chunks: list[Chunk]) -> dict[Chunk, dict]:
-    """Records of ``chunks`` whose part file is there, whole, with the journal's checksum."""
-    wanted = {part_name(c): c for c in chunks}
-    records = {}
+def finished_chunks(out: str, tasks: list[tuple[Chunk, ...]]) -> dict[tuple[Chunk, ...], ChunkResult]:
+    """Results of ``tasks`` whose part file is there, whole, with the journal's checksum."""
+    wanted = {part_name(t): t for t in tasks}
+    done: dict[tuple[Chunk, ...], ChunkResult] = {}
     path = os.path.join(out, JOURNAL)
     if not os.path.exists(path):
-        return records
+        return done
     with open(path) as f:
         for line in f:
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError:  # the last line of a killed run
+                result = ChunkResult.from_json(json.loads(line))
+            except (json.JSONDecodeError, KeyError, TypeError):  # the last line of a killed run
                 continue
-            info = record.get("file")
-            chunk = wanted.get(info["name"]) if info else None
-            if chunk is None or info["rows"] != len(chunk):
+            part = result.part
+            task = wanted.get(part.name) if part else None
+            if part is None or task is None or result.failed or part.rows != sum(map(len, task)):
                 continue
-            part = os.path.join(out, info["name"])
+            file = os.path.join(out, part.name)
             if (
-                os.path.exists(part)
-                and os.path.getsize(part) == info["bytes"]
-                and file_sha256(part) == info["sha256"]
+                os.path.exists(file)
+                and os.path.getsize(file) == part.bytes
+                and file_sha256(file) == part.sha256
             ):
-                records[chunk] = record
-    return records
+                done[task] = result
+    return done
 
 
 class Journal:
-    """Append-only record of finished chunks (one JSON line each, flushed)."""
+    """Append-only record of finished tasks (one JSON line each, flushed)."""
 
     def __init__(self, out: str):
         self._f = open(os.path.join(out, JOURNAL), "a")
 
-    def add(self, record: dict) -> None:
-        self._f.write(json.dumps(record) + "\n")
+    def add(self, result: ChunkResult) -> None:
+        self._f.write(json.dumps(result.to_json()) + "\n")
         self._f.flush()
 
     def close(self) -> None:

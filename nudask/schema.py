@@ -8,31 +8,38 @@ One row per event. Columns, in order:
 ``run, subrun, event``    event identity (int64)
 metadata columns          truth by their source names; scalars as they are, vectors
                           as fixed-size lists, byte strings as strings
-``{view}_shape``          image shape of the view, fixed-size list of int32
-``{view}_{axis}``         COO coordinate along each axis (e.g. ``u_wire``, ``u_time``):
-                          list of the smallest unsigned int that fits, sorted C order
-``{view}_value``          COO values: list of float32 (or the source dtype); uint8
-                          in 8-bit mode, where value = code * ``scale``
+``{view}_shape``          image shape of the event's view (sizes may vary per event),
+                          fixed-size list of int32
+``{view}_{axis}``         COO views only: coordinate along each axis (e.g. ``u_wire``,
+                          ``u_time``), list of the smallest unsigned int that holds the
+                          largest extent, entries in C order
+``{view}_{channel}``      values of each channel (``u_value``; ``voxels_energy``,
+                          ``voxels_label``): a list per event, aligned with the
+                          coordinates (COO) or every pixel in C order (dense); uint8 in
+                          8-bit mode (first channel), where value = code * ``scale``
 ========================  ==========================================================
 
 The file metadata key ``nudask`` holds JSON: ``schema_version``, the views
-(axes, shape, dtype, 8-bit scale) and the nudask version. A reader of
-another schema version is refused by :func:`nudask.open_dataset`.
+(kind, axes, largest shape, channels and dtypes, 8-bit scale) and the nudask
+version. Version 1 (COO only, one ``value`` channel) has the same columns for
+the views it could hold; :func:`views_of` reads both.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pyarrow as pa
 
 from . import __version__
+from .errors import InputError
 from .events import ViewSpec
 from .readers.base import FieldSpec
 from .sparse import index_dtype
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 META_KEY = b"nudask"
 ID_COLUMNS = ("source_file", "event_index", "run", "subrun", "event")
 
@@ -43,14 +50,29 @@ def field_type(spec: FieldSpec) -> pa.DataType:
     return pa.list_(t, shape[0]) if shape else t
 
 
+def coord_columns(view: ViewSpec) -> list[str]:
+    """Coordinate columns of a view (none for a dense view)."""
+    return [f"{view.name}_{axis}" for axis in view.axes] if view.kind == "coo" else []
+
+
+def value_columns(view: ViewSpec) -> list[str]:
+    return [f"{view.name}_{channel}" for channel in view.channel_names]
+
+
 def coo_columns(view: ViewSpec) -> list[str]:
-    return [f"{view.name}_{axis}" for axis in view.axes] + [f"{view.name}_value"]
+    """The image columns of a view besides its shape: coordinates, then value channels."""
+    return coord_columns(view) + value_columns(view)
 
 
-def value_type(view: ViewSpec, eight_bit: bool) -> pa.DataType:
-    if eight_bit and view.vmax is not None:
+def image_columns(views: dict[str, ViewSpec]) -> set[str]:
+    """Every column that holds images (shapes, coordinates, values) of ``views``."""
+    return {c for v in views.values() for c in (f"{v.name}_shape", *coo_columns(v))}
+
+
+def value_type(view: ViewSpec, eight_bit: bool, channel: int = 0) -> pa.DataType:
+    if channel == 0 and eight_bit and view.vmax is not None:
         return pa.uint8()
-    return pa.from_numpy_dtype(view.dtype)
+    return pa.from_numpy_dtype(view.channels[channel][1])
 
 
 def build_schema(
@@ -70,12 +92,21 @@ def build_schema(
     cols += [pa.field(name, field_type(spec)) for name, spec in fields.items()]
     info = {}
     for v in views.values():
+        overlap = set(v.axes) & set(v.channel_names) | ({"shape"} & (set(v.axes) | set(v.channel_names)))
+        if overlap:
+            raise ValueError(f"view '{v.name}': names {sorted(overlap)} are both axes and channels")
         cols.append(pa.field(f"{v.name}_shape", pa.list_(pa.int32(), len(v.shape))))
         for axis, extent in zip(v.axes, v.shape):
-            cols.append(pa.field(f"{v.name}_{axis}", pa.list_(pa.from_numpy_dtype(index_dtype(extent)))))
-        cols.append(pa.field(f"{v.name}_value", pa.list_(value_type(v, eight_bit))))
+            if v.kind == "coo":
+                cols.append(pa.field(f"{v.name}_{axis}", pa.list_(pa.from_numpy_dtype(index_dtype(extent)))))
+        for k, channel in enumerate(v.channel_names):
+            cols.append(pa.field(f"{v.name}_{channel}", pa.list_(value_type(v, eight_bit, k))))
         scale = v.vmax / 255 if eight_bit and v.vmax is not None else None
         info[v.name] = {**asdict(v), "scale": scale}
+    names = [c.name for c in cols]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"columns {dup} appear twice: rename a metadata field or a view")
     meta = {"schema_version": SCHEMA_VERSION, "nudask_version": __version__, "views": info}
     return pa.schema(cols, metadata={META_KEY: json.dumps(meta).encode()})
 
@@ -86,8 +117,56 @@ def schema_info(schema: pa.Schema) -> dict:
     return json.loads(raw) if raw else {}
 
 
+def view_spec(v: dict) -> ViewSpec:
+    """A :class:`ViewSpec` from its JSON form (schema v1 or v2)."""
+    return ViewSpec(
+        v["name"], tuple(v["axes"]), tuple(v["shape"]), v["dtype"], v.get("vmax"),
+        v.get("kind", "coo"), tuple(tuple(c) for c in v.get("channels", ())),
+    )  # fmt: skip
+
+
 def views_of(schema: pa.Schema) -> dict[str, ViewSpec]:
+    return {name: view_spec(v) for name, v in schema_info(schema).get("views", {}).items()}
+
+
+def merge_views(views: dict[str, ViewSpec], more: dict[str, ViewSpec], path: str) -> dict[str, ViewSpec]:
+    """Views covering both: the largest extent per axis; anything else that differs is refused.
+
+    >>> a = {"u": ViewSpec("u", ("wire", "time"), (10, 5))}
+    >>> merge_views(a, {"u": ViewSpec("u", ("wire", "time"), (12, 4))}, "b.h5")["u"].shape
+    (12, 5)
+    """
+    if set(views) != set(more):
+        raise InputError(
+            path, f"its views {sorted(more)} differ from the other inputs' {sorted(views)}",
+            "write files of different layouts to separate datasets",
+        )  # fmt: skip
     out = {}
-    for name, v in schema_info(schema).get("views", {}).items():
-        out[name] = ViewSpec(v["name"], tuple(v["axes"]), tuple(v["shape"]), v["dtype"], v.get("vmax"))
+    for name, a in views.items():
+        b = more[name]
+        for what in ("axes", "kind", "channels", "vmax"):
+            if getattr(a, what) != getattr(b, what):
+                raise InputError(
+                    path, f"view '{name}' has {what} {getattr(b, what)}, the other inputs "
+                    f"{getattr(a, what)}", "write files of different layouts to separate datasets",
+                )  # fmt: skip
+        out[name] = replace(a, shape=tuple(max(x, y) for x, y in zip(a.shape, b.shape)))
     return out
+
+
+def merge_fields(fields: dict[str, FieldSpec], more: dict[str, FieldSpec], path: str) -> dict[str, FieldSpec]:
+    """The same metadata fields in every input, or an error naming what differs."""
+    if fields != more:
+        missing, extra = sorted(set(fields) - set(more)), sorted(set(more) - set(fields))
+        typed = sorted(k for k in set(fields) & set(more) if fields[k] != more[k])
+        detail = "; ".join(
+            part for part in (
+                f"missing {missing}" if missing else "", f"extra {extra}" if extra else "",
+                ", ".join(f"'{k}' is {more[k]} not {fields[k]}" for k in typed),
+            ) if part
+        )  # fmt: skip
+        raise InputError(
+            path, f"its metadata columns differ from the other inputs' ({detail})",
+            "write files of different layouts to separate datasets",
+        )  # fmt: skip
+    return fields

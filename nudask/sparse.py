@@ -39,8 +39,10 @@ def to_coo(image: np.ndarray, max_shape: Sequence[int] | None = None) -> Coo:
     return Coo(tuple(int(s) for s in image.shape), index, image.ravel()[flat])
 
 
-def to_dense(coo: Coo, out: np.ndarray | None = None, dtype=np.float32) -> np.ndarray:
-    """Dense image of ``coo``; fills ``out`` (zeroed first) when given.
+def to_dense(
+    coo: Coo, out: np.ndarray | None = None, dtype=np.float32, channel: str | None = None
+) -> np.ndarray:
+    """Dense image of ``coo`` (its first channel, or ``channel``); fills ``out`` (zeroed first).
 
     >>> c = to_coo(np.eye(3, dtype=np.float32))
     >>> to_dense(c).tolist() == np.eye(3).tolist()
@@ -54,7 +56,7 @@ def to_dense(coo: Coo, out: np.ndarray | None = None, dtype=np.float32) -> np.nd
         out.fill(0)
     if coo.nnz:
         flat = np.ravel_multi_index(coo.index, coo.shape)
-        out.reshape(-1)[flat] = coo.values
+        out.reshape(-1)[flat] = coo.values if channel is None else coo.channels[channel]
     return out
 
 
@@ -85,5 +87,7 @@ def empty_coo(shape: tuple[int, ...], dtype=np.float32) -> Coo:
 
 
 def select(coo: Coo, keep: np.ndarray) -> Coo:
-    """The entries of ``coo`` where the boolean mask ``keep`` is true."""
-    return Coo(coo.shape, tuple(i[keep] for i in coo.index), coo.values[keep])
+    """The entries of ``coo`` where the boolean mask ``keep`` is true (every channel)."""
+    return Coo.of(
+        coo.shape, tuple(i[keep] for i in coo.index), **{k: v[keep] for k, v in coo.channels.items()}
+    )

@@ -66,13 +66,14 @@ def test_counts_match_event_table(mb):
     assert s["files"] == len(ds.files) == len(list(Path(ds.path).glob("part-*.parquet")))
     pdg, cc = truth(files, "nu_pdg"), truth(files, "is_cc")
     assert s["counts"]["nu_pdg"] == {str(k): v for k, v in Counter(pdg.tolist()).items()}
-    assert s["counts"]["is_cc"] == {
+    assert s["counts"]["cc"] == {
         k: v for k, v in {"CC": int((cc == 1).sum()), "NC": int((cc == 0).sum())}.items() if v
     }
     flavour = {12: "nue", 14: "numu", 16: "nutau"}
-    classes = Counter(f"{flavour[abs(p)]} {'CC' if c else 'NC'}" for p, c in zip(pdg, cc))
-    assert s["counts"]["class"] == dict(classes)
-    assert list(s["counts"]["class"].values()) == sorted(classes.values(), reverse=True)
+    classes = Counter(f"{flavour[abs(p)]}_cc" if c else "nc" for p, c in zip(pdg, cc))
+    assert s["counts"]["flavour"] == dict(classes)  # the reader's headline label comes first
+    assert list(s["counts"])[0] == "flavour"
+    assert list(s["counts"]["flavour"].values()) == sorted(classes.values(), reverse=True)
 
 
 def test_energy_stats_match_numpy(mb):
@@ -85,7 +86,7 @@ def test_energy_stats_match_numpy(mb):
         np.testing.assert_allclose(
             as_list(s["energy"]["by"]["nu_pdg"][str(code)]), stats(e[pdg == code]), rtol=1e-6
         )
-    np.testing.assert_allclose(as_list(s["energy"]["by"]["is_cc"]["CC"]), stats(e[cc == 1]), rtol=1e-6)
+    np.testing.assert_allclose(as_list(s["energy"]["by"]["cc"]["CC"]), stats(e[cc == 1]), rtol=1e-6)
 
 
 def test_inputs_and_failures(mb):
@@ -168,9 +169,9 @@ def test_missing_columns_are_skipped(tmp_path, client):
         [src], out=tmp_path / "ds", reader="microboone", reader_options=SMALL, progress=False, client=client
     )
     s = summarize(ds, sample=2)
-    assert set(s["counts"]) == {"is_cc"} and "energy" not in s
+    assert set(s["counts"]) == {"cc"} and "energy" not in s
     text = format_summary(s)
-    assert "nu_pdg" not in text and "Neutrino energy" not in text and "Events per is_cc" in text
+    assert "nu_pdg" not in text and "True energy" not in text and "Events per cc" in text
     assert [p.name for p in plot_summary(ds, s, tmp_path / "plots")] == ["storage.png"]
 
 
@@ -186,8 +187,8 @@ def test_nova_classes(tmp_path, client):
         energy = f["neutrino/nuenergy"][:, 0]
     current = np.select([code < 12, code < 14, code == 14], ["CC", "NC", "cosmic"], "other")
     assert s["counts"]["current"] == dict(Counter(current.tolist()))
-    assert "is_cc" not in s["counts"]  # cosmics are not NC: `current` replaces it
-    numu_cc = s["energy"]["by"]["class"].get("numu CC")
+    assert s["counts"]["cc"] == dict(Counter(np.where(code < 12, "CC", "not CC").tolist()))
+    numu_cc = s["energy"]["by"]["flavour"].get("numu_cc")
     assert numu_cc is not None
     np.testing.assert_allclose(as_list(numu_cc), stats(energy[code <= 3]), rtol=1e-6)
     assert s["storage"]["dense_per_event"] == 2 * 100 * 80 * 4
@@ -197,21 +198,18 @@ def test_nova_classes(tmp_path, client):
 def test_dataset_without_files(tmp_path):
     """Every chunk failed: no Parquet file, hence no schema; the report still says what happened."""
 
-    class Empty:
-        def __init__(self):
-            self.path, self.files = str(tmp_path / "ds"), []
-            self.manifest = {
-                "reader": "microboone",
-                "files": [],
-                "inputs": [{"path": "/data/a.h5", "size": 10, "events": 5}],
-                "failed": [{"path": "/data/a.h5", "start": 0, "stop": 5, "error": "OSError: boom"}],
-            }
+    from nudask.records import Failure, InputFile, Manifest
 
-        def __len__(self):
-            return 0
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    Manifest(
+        reader="microboone", reader_options={}, settings={}, files=[],
+        inputs=[InputFile("/data/a.h5", 10, 5)], failed=[Failure("/data/a.h5", "OSError: boom", 0, 5)],
+    ).write(str(folder))  # fmt: skip
+    ds = nudask.open_dataset(folder)
 
-    s = summarize(Empty())
+    s = summarize(ds)
     assert s["events"] == 0 and s["counts"] == {} and "energy" not in s
     assert s["inputs"][0]["failed_events"] == 5 and s["storage"]["dense_over_parquet"] is None
     assert "OSError: boom" in format_summary(s)
-    assert [p.name for p in plot_summary(Empty(), s, tmp_path)] == ["storage.png"]
+    assert [p.name for p in plot_summary(ds, s, tmp_path)] == ["storage.png"]

@@ -101,11 +101,12 @@ def test_nova_display_as_stored(nova, monkeypatch, tmp_path):
 
 def test_title_has_identity_and_truth(mb, nova):
     row = mb.metadata.iloc[1]
-    title = title_of(row)
+    title = title_of(row, mb.roles)
     assert f"run {row['run']}" in title and f"event {row['event']}" in title
     assert f"pdg {row['nu_pdg']}" in title and f"{row['nu_energy']:.3f} GeV" in title
     row = nova.metadata.iloc[0]
-    assert f"interaction {row['interaction']}" in title_of(row) and row["mode"] in title_of(row)
+    title = title_of(row, nova.roles)
+    assert f"interaction {row['interaction']}" in title and row["mode"] in title
 
 
 def test_bad_event_number(mb, tmp_path):

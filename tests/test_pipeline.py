@@ -47,8 +47,8 @@ def test_local_process_cluster_conserves_every_event(bnb_files, tmp_path):
             bnb_files, tmp_path / "ds", reader_options=SMALL, events_per_chunk=2, progress=False
         )
     assert sorted(dataset_ids(ds)) == sorted(input_ids(bnb_files))
-    assert len(ds) == 16 == ds.manifest["events"]
-    workers = ds.manifest["run"]["workers"]  # chunks ran in worker processes, not here
+    assert len(ds) == 16 == ds.manifest.events
+    workers = ds.manifest.run["workers"]  # chunks ran in worker processes, not here
     assert workers and all(not w.endswith(f":{os.getpid()}") for w in workers)
     reader = MicroBooNEReader(geometry="small")
     direct = [ev for c in reader.chunks(bnb_files[0], 50) for ev in reader.read(c)]
@@ -72,7 +72,7 @@ def test_manifest_records_inputs_settings_and_files(bnb_files, tmp_path, client)
     expected = [MANIFEST, RUN_FILE, JOURNAL, "_performance.html", "_run_log.json"]
     expected += [f["name"] for f in m["files"]]
     assert names == sorted(expected)  # and no temporary file left behind
-    assert all(f["rows"] == f["stop"] - f["start"] for f in m["files"])
+    assert all(f["rows"] == sum(c["stop"] - c["start"] for c in f["chunks"]) for f in m["files"])
     assert ds.metadata.shape[0] == 16
 
 
@@ -100,7 +100,7 @@ def test_skip_mode_finishes_good_files_and_lists_bad_ones(bnb_files, tmp_path, c
         progress=False,
     )
     assert sorted(dataset_ids(ds)) == sorted(input_ids(bnb_files[:1]))
-    failed = {os.path.basename(f["path"]): f["error"] for f in ds.manifest["failed"]}
+    failed = {os.path.basename(f.path): f.error for f in ds.manifest.failed}
     assert set(failed) == {"bnb_WithWire_99.h5", "bnb_NoWire_00.h5"}
     assert "not a readable HDF5 file" in failed["bnb_WithWire_99.h5"]
     assert "WithWire" in failed["bnb_NoWire_00.h5"]
@@ -136,9 +136,9 @@ def test_chunk_failing_mid_run_is_reported_in_skip_mode(bnb_files, tmp_path, cli
         progress=False,
     )
     assert len(ds) == 9
-    (fail,) = ds.manifest["failed"]
-    assert fail["path"] == str(path) and "cannot read events" in fail["error"]
-    assert (fail["start"], fail["stop"]) == (0, 7)
+    (fail,) = ds.manifest.failed
+    assert fail.path == str(path) and "cannot read events" in fail.error
+    assert (fail.start, fail.stop) == (0, 7)
     with pytest.raises(InputError, match="corrupt.h5"):
         nudask.preprocess([path], tmp_path / "ds2", reader_options=SMALL, progress=False)
     assert not (tmp_path / "ds2" / MANIFEST).exists()
@@ -164,7 +164,7 @@ def test_eight_bit_mode_keeps_png_precision(bnb_files, tmp_path, client):
         bnb_files[1], tmp_path / "u8", reader_options=SMALL, eight_bit=True, progress=False
     )
     assert coded.schema.field("y_value").type.value_type == "uint8"
-    assert sum(f["bytes"] for f in coded.manifest["files"]) < sum(f["bytes"] for f in exact.manifest["files"])
+    assert sum(f.bytes for f in coded.manifest.files) < sum(f.bytes for f in exact.manifest.files)
     for i in range(len(exact)):
         for view, img in exact.image(i).items():
             np.testing.assert_allclose(coded.image(i)[view], img, atol=100 / 255 / 2 + 1e-4)

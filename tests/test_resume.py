@@ -63,7 +63,7 @@ def test_resume_runs_only_missing_or_damaged_chunks(bnb_files, tmp_path, client)
         f.write('{"chunk": {"path": ')
     kept = {n: t for n, t in stamps(out).items() if n in parts[3:]}
     ds = nudask.preprocess(bnb_files, out, **kw)
-    assert ds.manifest["run"]["chunks"] == len(parts)
+    assert ds.manifest.run["chunks"] == len(parts)
     assert {n: t for n, t in stamps(out).items() if n in parts[3:]} == kept  # untouched
     assert not [n for n in os.listdir(out) if n.endswith(".tmp")]
     assert ids(ds) == input_ids(bnb_files)
@@ -118,7 +118,7 @@ def test_driver_killed_mid_run_resumes(tmp_path):
     assert f"resuming: {finished}" in rerun.stdout or "resuming:" in rerun.stdout
     ds = nudask.open_dataset(out)
     assert ids(ds) == input_ids(inputs)
-    assert ds.manifest["run"]["chunks"] == 60
+    assert ds.manifest.run["chunks"] == 60
 
 
 @pytest.mark.slow
@@ -156,5 +156,5 @@ def test_local_worker_killed_mid_run_loses_no_event(tmp_path):
         run.join(timeout=300)
     ds = result["ds"]
     assert ids(ds) == input_ids(inputs)
-    assert ds.manifest["failed"] == []
+    assert ds.manifest.failed == []
     assert len(ds.files) == 60

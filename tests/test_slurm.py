@@ -206,8 +206,8 @@ def test_slurm_dataset_equals_local_cluster_dataset(slurm_client, client, bnb_fi
     ma = {k: v for k, v in on_slurm.manifest.items() if k not in strip}
     mb = {k: v for k, v in local.manifest.items() if k not in strip}
     assert ma == mb
-    workers = on_slurm.manifest["run"]["workers"]
-    assert len(workers) == 2 and not set(workers) & set(local.manifest["run"]["workers"])
+    workers = on_slurm.manifest.run["workers"]
+    assert len(workers) == 2 and not set(workers) & set(local.manifest.run["workers"])
 
 
 def test_scancel_a_worker_mid_run_every_event_once(slurm_client, many_chunks, tmp_path):
@@ -249,7 +249,7 @@ def test_scancel_a_worker_mid_run_every_event_once(slurm_client, many_chunks, tm
     ids = dataset_ids(ds)
     assert len(ids) == len(set(ids)) == 40  # every input event, exactly once
     assert sorted(ids) == sorted(input_ids(many_chunks))
-    assert ds.manifest["failed"] == [] and ds.manifest["events"] == 40
+    assert ds.manifest.failed == [] and ds.manifest.events == 40
     log = read_run_log(tmp_path / "mon")
     assert log["status"] == "completed" and log["events"] == 40
     jobs_seen = {w.get("slurm_job_id") for w in log["workers"].values()}

@@ -162,7 +162,7 @@ def test_selection_leaving_a_class_empty_is_refused(mb, tmp_path):
 
 
 def test_target_the_format_lacks_is_refused(mb, tmp_path):
-    with pytest.raises(ConfigError, match="mode needs interaction modes"):
+    with pytest.raises(ConfigError, match="task.target: mode needs the label role 'mode'"):
         load_data(quick_config(mb, tmp_path, task={"target": "mode"}))
     with pytest.raises(ConfigError, match=r"input.views: \['w'\] not in the dataset"):
         load_data(quick_config(mb, tmp_path, input={"views": ["w"]}))

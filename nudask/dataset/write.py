@@ -12,8 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import InputError
-from ..events import Event
-from ..schema import ID_COLUMNS, views_of
+from ..events import Coo, Event, ViewSpec
+from ..schema import ID_COLUMNS, coord_columns, image_columns, value_columns, views_of
+from ..sparse import to_coo, to_dense
 
 
 def _list_array(parts: Sequence[np.ndarray], type_: pa.DataType) -> pa.Array:
@@ -32,44 +33,84 @@ def _column(values: list, type_: pa.DataType) -> pa.Array:
     return pa.array(np.asarray(values), type=type_)
 
 
-def events_to_table(events: Sequence[Event], source_file: str, schema: pa.Schema) -> pa.Table:
-    """Arrow table of ``events`` in ``schema`` (see :mod:`nudask.schema`)."""
+def events_to_table(events: Sequence[Event], sources: str | Sequence[str], schema: pa.Schema) -> pa.Table:
+    """Arrow table of ``events`` in ``schema`` (see :mod:`nudask.schema`).
+
+    ``sources`` is the input file of each event (or one path for all of them).
+    """
     views = views_of(schema)
-    view_cols = {f"{v}_shape" for v in views} | {f"{v}_{a}" for v in views for a in (*views[v].axes, "value")}
+    if isinstance(sources, str):
+        sources = [sources] * len(events)
+    view_cols = image_columns(views)
     fields = [f.name for f in schema if f.name not in view_cols and f.name not in ID_COLUMNS]
-    for ev in events:
+    for ev, source in zip(events, sources):
         if set(ev.metadata) != set(fields):
             missing, extra = set(fields) - set(ev.metadata), set(ev.metadata) - set(fields)
             raise InputError(
-                source_file,
+                source,
                 f"metadata columns differ from the dataset's (missing {sorted(missing)}, "
                 f"extra {sorted(extra)})",
                 "write files of different layouts to separate datasets",
             )
     cols: dict[str, pa.Array] = {
-        "source_file": pa.array([source_file] * len(events), pa.string()),
+        "source_file": pa.array(list(sources), pa.string()),
         "event_index": pa.array([e.index for e in events], pa.int64()),
         "run": pa.array([e.id.run for e in events], pa.int64()),
         "subrun": pa.array([e.id.subrun for e in events], pa.int64()),
         "event": pa.array([e.id.event for e in events], pa.int64()),
     }
+    first = sources[0] if len(sources) else ""
     try:
         for name in fields:
             cols[name] = _column([e.metadata[name] for e in events], schema.field(name).type)
     except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as err:
-        raise InputError(source_file, f"metadata do not fit the dataset's schema ({err})") from None
+        raise InputError(first, f"metadata do not fit the dataset's schema ({err})") from None
     for name, view in views.items():
-        coos = [e.images[name] for e in events]
-        cols[f"{name}_shape"] = _column([c.shape for c in coos], schema.field(f"{name}_shape").type)
-        for k, axis in enumerate(view.axes):
-            col = f"{name}_{axis}"
-            cols[col] = _list_array([c.index[k] for c in coos], schema.field(col).type)
-        vtype = schema.field(f"{name}_value").type
-        values = [c.values for c in coos]
-        if pa.types.is_uint8(vtype.value_type) and np.dtype(view.dtype) != np.uint8:
-            values = [quantize(v, view.vmax) for v in values]
-        cols[f"{name}_value"] = _list_array(values, vtype)
+        images = [e.images[name] for e in events]
+        for img, source in zip(images, sources):
+            shape = img.shape
+            if len(shape) != len(view.shape) or any(s > m for s, m in zip(shape, view.shape)):
+                raise InputError(
+                    source, f"an image of view '{name}' has shape {tuple(shape)}, larger than the "
+                    f"{view.shape} the reader declared", "the reader's views() are wrong for this file",
+                )  # fmt: skip
+        cols[f"{name}_shape"] = _column([img.shape for img in images], schema.field(f"{name}_shape").type)
+        if view.kind == "coo":
+            coos = [img if isinstance(img, Coo) else to_coo(img) for img in images]
+            for k, axis in enumerate(view.axes):
+                col = f"{name}_{axis}"
+                cols[col] = _list_array([c.index[k] for c in coos], schema.field(col).type)
+            channels = [_channels(c.channels, view) for c in coos]
+        else:
+            channels = [_dense_channels(img, view) for img in images]
+        for k, channel in enumerate(view.channel_names):
+            col = f"{name}_{channel}"
+            vtype = schema.field(col).type
+            values = [ch[k] for ch in channels]
+            if k == 0 and pa.types.is_uint8(vtype.value_type) and np.dtype(view.dtype) != np.uint8:
+                values = [quantize(v, view.vmax) for v in values]
+            cols[col] = _list_array(values, vtype)
     return pa.table([cols[f.name] for f in schema], schema=schema)
+
+
+def _channels(channels: dict[str, np.ndarray], view: ViewSpec) -> list[np.ndarray]:
+    """The view's channels, in its order; a one-channel view takes the first, whatever its name."""
+    if len(view.channels) == 1:
+        return [next(iter(channels.values()))]
+    return [channels[c] for c in view.channel_names]
+
+
+def _dense_channels(img: Coo | np.ndarray, view: ViewSpec) -> list[np.ndarray]:
+    if isinstance(img, Coo):
+        return [to_dense(img, dtype=np.dtype(t), channel=c).reshape(-1) for c, t in _named(img, view)]
+    return [np.ascontiguousarray(img).reshape(-1)]
+
+
+def _named(img: Coo, view: ViewSpec) -> list[tuple[str, str]]:
+    names = list(img.channels)
+    if len(view.channels) == 1:
+        return [(names[0], view.dtype)]
+    return list(view.channels)
 
 
 def quantize(values: np.ndarray, vmax: float) -> np.ndarray:
@@ -85,11 +126,12 @@ def parquet_options(schema: pa.Schema, compression: str, level: int | None) -> d
     """Encodings that suit sorted COO lists: delta for indices, byte-split for floats."""
     views = views_of(schema)
     encoding = {}
-    for name, view in views.items():
-        for axis in view.axes:
-            encoding[f"{name}_{axis}.list.element"] = "DELTA_BINARY_PACKED"
-        if pa.types.is_floating(schema.field(f"{name}_value").type.value_type):
-            encoding[f"{name}_value.list.element"] = "BYTE_STREAM_SPLIT"
+    for view in views.values():
+        for col in coord_columns(view):
+            encoding[f"{col}.list.element"] = "DELTA_BINARY_PACKED"
+        for col in value_columns(view):
+            if pa.types.is_floating(schema.field(col).type.value_type):
+                encoding[f"{col}.list.element"] = "BYTE_STREAM_SPLIT"
     plain = {c.split(".")[0] for c in encoding}
     return {
         "compression": compression,

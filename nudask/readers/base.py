@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..events import Chunk, Event, ViewSpec
+from ..roles import Roles
 
 # Metadata field types: numpy dtype string plus per-event shape; "str" for text.
 FieldSpec = tuple[str, tuple[int, ...]]
@@ -41,7 +42,12 @@ class Reader:
         """Settings that change the output, as recorded in the manifest."""
         return {}
 
+    def roles(self) -> Roles:
+        """What the metadata columns mean (recorded in the manifest; see :mod:`nudask.roles`)."""
+        return Roles()
+
     def views(self, path: str) -> dict[str, ViewSpec]:
+        """The views of ``path``'s events; the pipeline merges them over all inputs."""
         raise NotImplementedError
 
     def metadata_fields(self, path: str) -> dict[str, FieldSpec]:

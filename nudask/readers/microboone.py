@@ -18,6 +18,7 @@ from ..errors import InputError
 from ..events import Chunk, Event, EventId, ViewSpec
 from ..geometry import PLANE_NAMES, get_geometry
 from ..render import WireRender, render_wire_samples
+from ..roles import Centre, Coord, Label, Quantity, Roles, Title
 from .base import FieldSpec, Reader
 from .hdf5_files import (
     column_values,
@@ -59,6 +60,29 @@ class MicroBooNEReader(Reader):
 
     def options(self) -> dict[str, Any]:
         return {"geometry": self.geometry.name, **self.render.to_dict()}
+
+    def roles(self) -> Roles:
+        return Roles(
+            energy=Quantity("nu_energy", "GeV"),
+            particle_energy=Quantity("lep_energy", "GeV"),
+            labels={
+                "flavour": Label(("numu_cc", "nue_cc", "nc"), cc="is_cc", pdg="nu_pdg"),
+                "cc": Label(("NC", "CC"), column="is_cc"),
+                "nu_pdg": Label(column="nu_pdg"),
+            },
+            centres={  # the vertex: wire number on each plane, drift time in ticks
+                view: Centre(
+                    Coord("nu_vtx_wire_pos", n), Coord("nu_vtx_wire_time", scale=1 / self.render.factor)
+                )
+                for n, view in enumerate(PLANE_NAMES)
+            },
+            title=(
+                Title("nu_pdg", "pdg {:d}"),
+                Title("is_cc", "is_cc {:d}"),
+                Title("nu_energy", "E_nu {:.3f} GeV"),
+                Title("lep_energy", "E_lep {:.3f} GeV"),
+            ),
+        )
 
     def views(self, path: str) -> dict[str, ViewSpec]:
         bins = self.render.n_bins(self.geometry.ticks)

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..events import Chunk, Event, EventId, ViewSpec
+from ..roles import Label, Quantity, Roles, Title
 from ..sparse import to_coo
 from .base import FieldSpec, Reader
 from .hdf5_files import (
@@ -46,6 +47,8 @@ REQUIRED = ("run", "subrun", "cycle", "evt", "subevt", "interaction", "finalstat
 _MODES = np.array(["QE", "RES", "DIS", "other"] * 3 + ["nue-elastic", "NC", "cosmic", "other"])
 _CURRENT = np.array(["CC"] * 12 + ["NC", "NC", "cosmic", "other"])
 _FLAVOUR = np.array(["numu"] * 4 + ["nue"] * 4 + ["nutau"] * 4 + ["unknown"] * 4)
+CATEGORIES = ("numu_cc", "nue_cc", "nutau_cc", "nc", "cosmic", "other")
+MODES = ("QE", "RES", "DIS", "other", "nue-elastic", "NC", "cosmic")
 DERIVED: dict[str, FieldSpec] = {
     "is_cc": ("<i4", ()),
     "current": ("str", ()),
@@ -84,6 +87,26 @@ class NOvAReader(Reader):
     @classmethod
     def guess_can_open(cls, path) -> bool:
         return super().guess_can_open(path) and h5_holds(path, ["cvnmap", "neutrino"], unreadable=False)
+
+    def roles(self) -> Roles:
+        return Roles(
+            energy=Quantity("nuenergy", "GeV"),
+            particle_energy=Quantity("lepenergy", "GeV"),
+            labels={
+                "flavour": Label(CATEGORIES, cc="is_cc", flavour="flavour", current="current"),
+                "cc": Label(("not CC", "CC"), column="is_cc"),  # cosmics are not CC, nor NC
+                "current": Label(("CC", "NC", "cosmic", "other"), column="current"),
+                "mode": Label(MODES, column="mode"),
+            },
+            title=(
+                Title("interaction", "interaction {:d}"),
+                Title("current"),
+                Title("flavour"),
+                Title("mode"),
+                Title("nuenergy", "E_nu {:.3f} GeV"),
+                Title("lepenergy", "E_lep {:.3f} GeV"),
+            ),
+        )
 
     def views(self, path: str) -> dict[str, ViewSpec]:
         with open_h5(path) as f:

@@ -27,17 +27,14 @@ def doc(help: str, choices: tuple | None = None) -> dict:
     return {"help": help, "choices": choices}
 
 
-TARGETS = ("nue_cc", "numu_cc", "cc", "flavour", "mode", "energy", "lepton_fraction")
-
-
 @dataclass
 class Task:
     target: str = field(
         default="nue_cc",
         metadata=doc(
-            "what to learn: nue_cc, numu_cc or cc (binary, vs everything else), "
-            "flavour or mode (classes), energy or lepton_fraction (regression)",
-            TARGETS,
+            "what to learn: a label role of the dataset's reader (flavour, mode, cc, ...: its "
+            "classes), LABEL:CLASS (that class vs the rest; nue_cc and numu_cc are short for "
+            "flavour:nue_cc, flavour:numu_cc), energy or lepton_fraction (regression)",
         ),
     )
     select: str | None = field(

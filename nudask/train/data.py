@@ -17,7 +17,8 @@ import pyarrow.dataset as pads
 from ..dataset import open_dataset
 from ..dataset.manifest import MANIFEST
 from ..errors import DataError
-from ..schema import SCHEMA_VERSION, coo_columns, schema_info
+from ..records import Manifest
+from ..schema import READABLE_VERSIONS, coo_columns, image_columns, schema_info
 from . import split as splits
 from . import targets
 from .balance import class_counts, class_weights
@@ -49,7 +50,7 @@ class Data:
     columns: dict[str, list[str]]
     centres: dict[str, np.ndarray] = field(default_factory=dict)
     views: dict = field(default_factory=dict)
-    manifest: dict = field(default_factory=dict)
+    manifest: Manifest | None = None
     checksum: str = ""
 
     def rows(self, name: str) -> np.ndarray:
@@ -105,10 +106,10 @@ def _check_schema(layout: Layout, path: str, needed: list[str]) -> None:
     for file, md in zip(layout.files, layout.metadata):
         schema = md.schema.to_arrow_schema()
         version = schema_info(schema).get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             raise DataError(
-                f"'{file}' has schema version {version}; this nudask reads version "
-                f"{SCHEMA_VERSION}: preprocess the inputs again with this nudask"
+                f"'{file}' has schema version {version}; this nudask reads versions "
+                f"{list(READABLE_VERSIONS)}: preprocess the inputs again with this nudask"
             )
         missing = [c for c in needed if c not in schema.names]
         if missing:
@@ -118,7 +119,7 @@ def _check_schema(layout: Layout, path: str, needed: list[str]) -> None:
             )
 
 
-def _preps(cfg: Config, views: dict, manifest: dict) -> dict[str, ViewPrep]:
+def _preps(cfg: Config, views: dict, info: dict) -> dict[str, ViewPrep]:
     i = cfg.input
     names = i.views or list(views)
     unknown = [v for v in names if v not in views]
@@ -129,7 +130,9 @@ def _preps(cfg: Config, views: dict, manifest: dict) -> dict[str, ViewPrep]:
         spec = views[name]
         if len(spec.shape) != 2:
             raise DataError(f"view '{name}' has {len(spec.shape)} axes; training takes 2-D views")
-        scale = manifest.get("views", {}).get(name, {}).get("scale")
+        if spec.kind != "coo":
+            raise DataError(f"view '{name}' is stored dense; training streams COO views (input.views)")
+        scale = info.get("views", {}).get(name, {}).get("scale")
         window = tuple(i.crop_size) if i.crop != "none" else tuple(spec.shape)
         factor = (
             i.scale_factor if i.scale_factor is not None else default_factor(i.scale, spec.vmax, spec.dtype)
@@ -199,21 +202,18 @@ def load_data(cfg: Config, path: str | None = None) -> Data:
     if not ds.files:
         raise DataError(f"dataset '{path}' holds no files")
     layout = Layout.of(ds.files)
-    fmt = targets.detect_format(ds.schema.names, ds.manifest.get("reader"))
+    roles = ds.roles
     preps = _preps(cfg, ds.views, ds.info)
-    columns = {v: [f"{v}_{a}" for a in ds.views[v].axes] + [f"{v}_value"] for v in preps}
-    try:
-        needed_meta = targets.required_columns(fmt, cfg.input.crop)
-        task = targets.make_task(cfg.task.target, fmt)
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-    _check_schema(layout, path, needed_meta + [c for v in preps for c in coo_columns(ds.views[v])])
-    image_cols = {c for v in ds.views.values() for c in (f"{v.name}_shape", *coo_columns(v))}
+    columns = {v: coo_columns(ds.views[v])[:3] for v in preps}
+    task = targets.make_task(cfg.task.target, roles)
+    needed_meta = targets.required_columns(task, roles, cfg.input.crop)
+    _check_schema(layout, path, needed_meta + [c for v in preps for c in columns[v]])
+    image_cols = image_columns(ds.views)
     read = [c for c in ds.schema.names if c not in image_cols and c != "source_file"]  # small: no images
     meta = pads.dataset(ds.files, format="parquet").to_table(columns=read).to_pandas()
     if len(meta) != layout.n_rows:
         raise DataError(f"dataset '{path}': metadata has {len(meta)} rows, files {layout.n_rows}")
-    truth = targets.truth(meta, fmt)
+    truth = targets.truth(meta, roles)
     y = targets.labels(truth, task)
     keep = targets.select(
         meta,
@@ -234,12 +234,11 @@ def load_data(cfg: Config, path: str | None = None) -> Data:
         validation=cfg.split.validation,
         seed=cfg.split.seed,
     )
-    factor = int(ds.manifest.get("reader_options", {}).get("factor", 1) or 1)
-    centres = {v: targets.vertex_pixels(meta, v, factor) for v in preps} if cfg.input.crop == "vertex" else {}
+    centres = {v: roles.centres[v].pixels(meta) for v in preps} if cfg.input.crop == "vertex" else {}
     data = Data(
         os.path.abspath(path),
         cfg,
-        fmt,
+        ds.manifest.reader,
         task,
         meta,
         truth,

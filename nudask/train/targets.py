@@ -1,18 +1,23 @@
-"""Targets from the truth metadata, per input format; selections.
+"""Targets from the truth metadata, read through the roles the reader declared; selections.
 
-Each format's truth columns are mapped once onto common ones (:func:`truth`):
+The roles (:mod:`nudask.roles`) are mapped once onto common truth columns (:func:`truth`):
 
 =============  ===========================================================
-``energy``     true neutrino energy, GeV (MicroBooNE ``nu_energy``, NOvA ``nuenergy``)
-``lep_energy`` outgoing lepton energy, GeV (``lep_energy``, ``lepenergy``)
-``is_cc``      1 for charged current
-``category``   ``numu_cc``, ``nue_cc``, ``nutau_cc``, ``nc``, ``cosmic``, ``other``
-``mode``       QE, RES, DIS, ... where the format has it (NOvA), else empty
+``energy``     the energy role (true neutrino or particle energy); NaN without one
+``lep_energy`` the particle-energy role (outgoing lepton or particle)
+``category``   class names of the headline label (the reader's first label role)
+``mode``       class names of the ``mode`` label, where the format has one, else empty
 =============  ===========================================================
 
-A :class:`Task` turns them into labels: binary (``nue_cc``, ``numu_cc``,
-``cc``), classes (``flavour`` = category, ``mode``) or a regression value
-(``energy``, ``lepton_fraction``).
+A :class:`Task` turns them into labels. ``task.target`` names:
+
+- a label role (``flavour``, ``mode``, ``main_track``, ...): its classes
+  (binary when it has two);
+- ``LABEL:CLASS``: that class against the rest (binary); ``nue_cc`` and
+  ``numu_cc`` are short for ``flavour:nue_cc`` and ``flavour:numu_cc``;
+- ``energy`` or ``lepton_fraction`` (particle over true energy): a regression.
+
+A target whose role the dataset's reader does not declare is refused, naming it.
 """
 
 from __future__ import annotations
@@ -22,26 +27,26 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-FORMATS = {  # format -> truth columns it must have
-    "microboone": ("is_cc", "nu_pdg", "nu_energy", "lep_energy"),
-    "nova": ("is_cc", "current", "flavour", "mode", "nuenergy", "lepenergy"),
-}
-CATEGORIES = {
-    "microboone": ["numu_cc", "nue_cc", "nc"],
-    "nova": ["numu_cc", "nue_cc", "nutau_cc", "nc", "cosmic", "other"],
-}
-MODES = ["QE", "RES", "DIS", "other", "nue-elastic", "NC", "cosmic"]
-VERTEX_COLUMNS = ("nu_vtx_wire_pos", "nu_vtx_wire_time")
-PLANES = ("u", "v", "y")
+from ..errors import ConfigError
+from ..roles import Roles
+
+ALIASES = {"nue_cc": "flavour:nue_cc", "numu_cc": "flavour:numu_cc"}
+REGRESSIONS = ("energy", "lepton_fraction")
 
 
 @dataclass(frozen=True)
 class Task:
-    """What a model learns: ``kind`` is binary, classes or regression."""
+    """What a model learns: ``kind`` is binary, classes or regression.
+
+    ``label`` is the label role the classes come from; ``positive`` the class
+    a one-vs-rest binary task picks out of it.
+    """
 
     name: str
     kind: str
     classes: tuple[str, ...] = ()
+    label: str | None = None
+    positive: str | None = None
 
     @property
     def n_classes(self) -> int:
@@ -52,102 +57,78 @@ class Task:
         return len(self.classes) if self.kind == "classes" else 1
 
 
-def detect_format(columns, reader: str | None = None) -> str:
-    """The input format of a dataset, from its manifest's reader or its columns.
-
-    >>> detect_format(["run", "nu_pdg", "is_cc"])
-    'microboone'
-    """
-    if reader in FORMATS:
-        return reader
-    if "nu_pdg" in columns:
-        return "microboone"
-    if "interaction" in columns or "flavour" in columns:
-        return "nova"
-    raise ValueError(
-        f"cannot tell the format of a dataset with columns {sorted(columns)}: training knows "
-        f"{', '.join(FORMATS)} truth (reader {reader!r})"
-    )
-
-
-def required_columns(fmt: str, crop: str = "none") -> list[str]:
-    cols = ["run", "subrun", "event", *FORMATS[fmt]]
-    if crop == "vertex":
-        if fmt != "microboone":
-            raise ValueError(
-                f"input.crop: vertex needs the vertex in pixels, which the {fmt} format does not "
-                "carry (its maps are centred on the event already); use crop: centroid or fixed"
-            )
-        cols += VERTEX_COLUMNS
-    return cols
-
-
-def truth(meta: pd.DataFrame, fmt: str) -> pd.DataFrame:
-    """The common truth columns (see the module doc) of metadata in format ``fmt``."""
-    out = pd.DataFrame(index=meta.index)
-    if fmt == "microboone":
-        pdg = np.abs(meta["nu_pdg"].to_numpy())
-        cc = meta["is_cc"].to_numpy().astype(bool)
-        out["energy"] = meta["nu_energy"].to_numpy(np.float64)
-        out["lep_energy"] = meta["lep_energy"].to_numpy(np.float64)
-        cat = np.select(
-            [cc & (pdg == 14), cc & (pdg == 12), cc & (pdg == 16), ~cc],
-            ["numu_cc", "nue_cc", "nutau_cc", "nc"],
-            "other",
-        )
-        out["mode"] = ""
-    else:
-        cc = meta["is_cc"].to_numpy().astype(bool)
-        current = np.asarray(meta["current"].astype(str), dtype=str)
-        flav = np.asarray(meta["flavour"].astype(str), dtype=str)
-        out["energy"] = meta["nuenergy"].to_numpy(np.float64)
-        out["lep_energy"] = meta["lepenergy"].to_numpy(np.float64)
-        cat = np.where(cc, np.char.add(flav, "_cc"), np.char.lower(current))
-        out["mode"] = meta["mode"].astype(str).to_numpy()
-    out["is_cc"] = cc.astype(np.int64)
-    out["category"] = cat
-    return out
-
-
-def make_task(name: str, fmt: str) -> Task:
-    binary = {"nue_cc": ("rest", "nue CC"), "numu_cc": ("rest", "numu CC"), "cc": ("not CC", "CC")}
-    if name in binary:
-        return Task(name, "binary", binary[name])
-    if name == "flavour":
-        return Task(name, "classes", tuple(CATEGORIES[fmt]))
-    if name == "mode":
-        if fmt != "nova":
-            raise ValueError(
-                f"task.target: mode needs interaction modes (QE/RES/DIS), which the "
-                f"{fmt} format does not carry; use nue_cc, numu_cc, cc, flavour or energy"
-            )
-        return Task(name, "classes", tuple(MODES))
-    if name in ("energy", "lepton_fraction"):
+def make_task(name: str, roles: Roles) -> Task:
+    """The task ``task.target: name`` asks for, checked against the dataset's roles."""
+    where = f"task.target: {name}"
+    if name in REGRESSIONS:
+        roles.need("energy", where)
+        if name == "lepton_fraction":
+            roles.need("particle_energy", where)
         return Task(name, "regression")
-    raise ValueError(f"unknown target {name!r}")
+    label_name, _, positive = ALIASES.get(name, name).partition(":")
+    label = roles.label(label_name, where)
+    if positive:
+        if label.classes and positive not in label.classes:
+            raise ConfigError(
+                f"{where}: '{positive}' is not a class of label '{label_name}' {list(label.classes)}"
+            )
+        return Task(name, "binary", ("rest", positive.replace("_cc", " CC")), label_name, positive)
+    if len(label.classes) < 2:
+        raise ConfigError(f"{where}: label '{label_name}' has no class vocabulary to learn")
+    kind = "binary" if len(label.classes) == 2 else "classes"
+    return Task(name, kind, tuple(label.classes), label_name)
+
+
+def required_columns(task: Task, roles: Roles, crop: str = "none") -> list[str]:
+    """Metadata columns training reads for ``task`` (and for a vertex crop)."""
+    cols = list(roles.identity)
+    for q in (roles.energy, roles.particle_energy):
+        if q is not None:
+            cols.append(q.column)
+    for name, label in roles.labels.items():
+        if name == task.label or name == "mode" or name == next(iter(roles.labels)):
+            cols += label.columns
+    if crop == "vertex":
+        if not roles.centres:
+            raise ConfigError(
+                "input.crop: vertex needs the vertex in pixels (the centres role), which this "
+                "dataset's reader does not declare; use crop: centroid or fixed"
+            )
+        cols += [c for centre in roles.centres.values() for c in (centre.row.column, centre.col.column)]
+    return list(dict.fromkeys(cols))
+
+
+def truth(meta: pd.DataFrame, roles: Roles) -> pd.DataFrame:
+    """The common truth columns (see the module doc) from the roles."""
+    out = pd.DataFrame(index=meta.index)
+    nan = np.full(len(meta), np.nan)
+    out["energy"] = meta[roles.energy.column].to_numpy(np.float64) if roles.energy else nan
+    out["lep_energy"] = (
+        meta[roles.particle_energy.column].to_numpy(np.float64) if roles.particle_energy else nan
+    )
+    labels = list(roles.labels.values())
+    out["category"] = labels[0].names(meta) if labels else ""
+    out["mode"] = roles.labels["mode"].names(meta) if "mode" in roles.labels else ""
+    for name, label in roles.labels.items():
+        out[f"label:{name}"] = label.names(meta)
+    return out
 
 
 def labels(t: pd.DataFrame, task: Task) -> np.ndarray:
     """Label per event: 0/1, a class index (-1: not one of the classes) or a float (NaN: none).
 
-    >>> t = pd.DataFrame({"category": ["nue_cc", "nc"], "is_cc": [1, 0], "energy": [2., 0.],
-    ...                   "lep_energy": [1., 0.], "mode": ["", ""]})
-    >>> labels(t, Task("nue_cc", "binary")).tolist()
+    >>> t = pd.DataFrame({"label:flavour": ["nue_cc", "nc"], "energy": [2., 0.], "lep_energy": [1., 0.]})
+    >>> labels(t, Task("nue_cc", "binary", ("rest", "nue CC"), "flavour", "nue_cc")).tolist()
     [1, 0]
     >>> labels(t, Task("lepton_fraction", "regression")).tolist()
     [0.5, nan]
     """
-    cat = t["category"].to_numpy()
-    if task.name == "nue_cc":
-        return (cat == "nue_cc").astype(np.int64)
-    if task.name == "numu_cc":
-        return (cat == "numu_cc").astype(np.int64)
-    if task.name == "cc":
-        return t["is_cc"].to_numpy().astype(np.int64)
-    if task.kind == "classes":
-        column = t["mode"] if task.name == "mode" else t["category"]
+    if task.kind != "regression":
+        names = t[f"label:{task.label}"].to_numpy()
+        if task.positive is not None:
+            return (names == task.positive).astype(np.int64)
         lookup = {c: k for k, c in enumerate(task.classes)}
-        return np.array([lookup.get(c, -1) for c in column.to_numpy()], np.int64)
+        return np.array([lookup.get(c, -1) for c in names], np.int64)
     e = t["energy"].to_numpy(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         value = e if task.name == "energy" else t["lep_energy"].to_numpy(np.float64) / e
@@ -189,11 +170,3 @@ def select(
                 cut = np.quantile(energy[g], 1 - top_fraction)
                 keep &= ~g | (energy >= cut)
     return keep
-
-
-def vertex_pixels(meta: pd.DataFrame, view: str, factor: int) -> np.ndarray:
-    """(row, col) of the true vertex per event in a MicroBooNE view: (wire, time bin)."""
-    plane = PLANES.index(view)
-    wire = np.stack(meta["nu_vtx_wire_pos"].to_numpy())[:, plane]
-    tbin = meta["nu_vtx_wire_time"].to_numpy(np.float64) / factor
-    return np.stack([wire, tbin], axis=1).astype(np.float64)

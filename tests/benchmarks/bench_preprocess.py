@@ -136,8 +136,10 @@ def nudask_chunk(path: str, n_events: int, out: str, *, eight_bit: bool = False)
     chunk = Chunk(path, reader.name, 0, n_events)
     kw = {"on_error": "raise"} if "on_error" in inspect.signature(run_chunk).parameters else {}
     t0 = time.perf_counter()
-    record = run_chunk(chunk, reader=reader, out=out, schema=schema, storage=storage, **kw)
-    return time.perf_counter() - t0, {"bytes": record["file"]["bytes"]}
+    task = (chunk,) if "ChunkResult" in inspect.signature(run_chunk).return_annotation else chunk
+    result = run_chunk(task, reader=reader, out=out, schema=schema, storage=storage, **kw)
+    size = result.part.bytes if hasattr(result, "part") else result["file"]["bytes"]
+    return time.perf_counter() - t0, {"bytes": size}
 
 
 def notebook(path: str, spans, out: str) -> Result:
