@@ -18,32 +18,24 @@ _LAZY = {
     "preprocess": "nudask.pipeline",
     "open_dataset": "nudask.dataset",
     "Dataset": "nudask.dataset",
-    "simulate_microboone": "nudask.simulate",
-    "simulate_nova": "nudask.simulate",
     "get_reader": "nudask.readers",
     "InputError": "nudask.errors",
 }
 
-__all__ = [  # noqa: RUF022 - lazily resolved names follow the version
-    "__version__",
-    "Dataset",
-    "InputError",
-    "get_reader",
-    "open_dataset",
-    "preprocess",
-    "simulate_microboone",
-    "simulate_nova",
-]
+__all__ = ["Dataset", "InputError", "__version__", "get_reader", "open_dataset", "preprocess"]
 
 if TYPE_CHECKING:
     from .dataset import Dataset, open_dataset
     from .errors import InputError
     from .pipeline import preprocess
     from .readers import get_reader
-    from .simulate import simulate_microboone, simulate_nova
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
+    if name.startswith("simulate_"):  # each format's simulator, e.g. nudask.simulate_<format>
+        module = import_module("nudask.simulate")
+        if hasattr(module, name):
+            return getattr(module, name)
     raise AttributeError(f"module 'nudask' has no attribute {name!r}")

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 import yaml
 
 from . import __version__
+from .readers import DEFAULT_READER as DEFAULT_FORMAT
 
 EPILOG = """examples:
-  nudask simulate data/ --files 2 --events 20 --geometry small
+  nudask simulate data/ --files 2 --events 20 -O geometry=small
   nudask preprocess data/bnb_WithWire_*.h5 --out bnb.parquet -O geometry=small
   nudask describe bnb.parquet --plots plots/
   nudask show bnb.parquet --event 0 --out event0.png
@@ -39,26 +40,24 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "simulate",
-        help="write toy detector files in the public layouts",
-        description="Write simulated input files, named like the real samples.",
+        help="write simulated files in a reader's public layout",
+        description="Write simulated input files of a format (any reader with a simulator; "
+        "see `nudask readers`), named like the real samples.",
     )
     s.add_argument("out", help="folder to write the files into")
-    s.add_argument("--format", choices=("microboone", "nova"), default="microboone")
+    s.add_argument("--format", default=DEFAULT_FORMAT, help=f"reader name (default {DEFAULT_FORMAT})")
     s.add_argument("--files", type=int, default=1, help="number of files (default 1)")
     s.add_argument("--events", type=int, default=10, help="events per file (default 10)")
-    s.add_argument(
-        "--sample",
-        choices=("bnb", "nue"),
-        default="bnb",
-        help="MicroBooNE sample mix: inclusive bnb or nue-CC enriched",
-    )
-    s.add_argument(
-        "--geometry",
-        default="microboone",
-        help="MicroBooNE geometry: microboone (full) or small (fast tests)",
-    )
-    s.add_argument("--no-wire", action="store_true", help="write NoWire files (no wire_table)")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "-O",
+        "--option",
+        action="append",
+        type=_key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="simulator option of the format, e.g. -O geometry=small -O sample=nue",
+    )
 
     s = sub.add_parser(
         "preprocess",
@@ -138,30 +137,22 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-RUNS = {"bnb": 5000, "nue": 7000}  # distinct event ids across simulated samples
-
-
 def _simulate(a: argparse.Namespace) -> None:
-    from .simulate import simulate_microboone, simulate_nova
+    from .errors import ConfigError
+    from .readers import reader_class
 
+    cls = reader_class(a.format)
+    options = dict(a.option)
+    unknown = sorted(set(options) - set(cls.simulate_options))
+    if unknown:
+        known = ", ".join(cls.simulate_options) or "none"
+        raise ConfigError(f"simulate --format {a.format}: unknown option(s) {unknown}; its options: {known}")
     os.makedirs(a.out, exist_ok=True)
-    for k in range(a.files):
-        seed = a.seed * 1000 + k
-        if a.format == "nova":
-            path = simulate_nova(os.path.join(a.out, f"neutrino{k + 1}.h5"), n_events=a.events, seed=seed)
-        else:
-            kind = "NoWire" if a.no_wire else "WithWire"
-            path = simulate_microboone(
-                os.path.join(a.out, f"{a.sample}_{kind}_{k:02d}.h5"),
-                n_events=a.events,
-                seed=seed,
-                sample=a.sample,
-                geometry=a.geometry,
-                with_wire=not a.no_wire,
-                first_event=1 + k * a.events,
-                run=RUNS[a.sample],
-                subrun=a.seed * 100 + k,
-            )
+    try:
+        paths = cls.simulate(a.out, files=a.files, events=a.events, seed=a.seed, **options)
+    except NotImplementedError as err:
+        raise ConfigError(f"simulate: {err}") from None
+    for path in paths:
         print(path)
 
 

@@ -1,8 +1,8 @@
 """What a dataset holds and what it costs: event counts, truth, energies, bytes.
 
 :func:`summarize` gives a JSON-serialisable dict, :func:`format_summary` the
-plain-text report and :func:`plot_summary` the charts of the MicroBooNE
-write-up (seed 000): bytes on disk and in memory per representation, and
+plain-text report and :func:`plot_summary` the charts of a storage
+write-up: bytes on disk and in memory per representation, and
 the true energy per class. Truth is read through the roles the reader
 declared (:mod:`nudask.roles`): every label role is counted, the energy role
 gives the statistics; roles whose columns are absent are skipped. Images are
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .display import display_array, to_uint8
+from .display import display_array, planar_images, to_uint8
 from .records import Manifest
 from .roles import Roles
 
@@ -127,8 +127,8 @@ def storage(ds, sample: int = 20) -> dict[str, Any]:
     picks = sample_indices(n, sample)
     png = coo = 0
     for i in picks:  # one event in memory at a time
-        coo += sum(a.nbytes for c in ds.coo(int(i)).values() for a in (*c.index, c.values))
-        for name, image in ds.image(int(i)).items():
+        coo += sum(a.nbytes for c in ds.coo(int(i)).values() for a in (*c.index, *c.channels.values()))
+        for name, image in planar_images(ds, int(i)).items():
             spec = ds.views[name]
             buf = io.BytesIO()
             Image.fromarray(to_uint8(display_array(image, spec), spec)).save(buf, format="PNG")

@@ -46,7 +46,7 @@ def colour_max(image: np.ndarray, spec: ViewSpec) -> float:
 def to_uint8(image: np.ndarray, spec: ViewSpec) -> np.ndarray:
     """8-bit greyscale as the notebooks save PNGs: ``0 .. vmax`` -> ``0 .. 255``, clipped.
 
-    Integer images already within 0..255 (NOvA pixel maps) are kept as they are.
+    Integer images already within 0..255 (8-bit pixel maps) are kept as they are.
 
     >>> to_uint8(np.array([0.0, 50.0, 200.0]), ViewSpec("u", ("wire", "time"), (3,), vmax=100.0))
     array([  0, 127, 255], dtype=uint8)

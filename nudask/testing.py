@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from .errors import InputError
-from .events import Chunk
+from .events import Chunk, Coo
 
 
 def _all_events(reader, path, per_chunk):
@@ -78,6 +78,53 @@ class ReaderContract:
             assert set(ev.metadata) == set(fields)
             for name, (_kind, shape) in fields.items():
                 assert np.shape(ev.metadata[name]) == shape, name
+
+    def test_events_survive_the_schema_and_the_parquet_writer(self, reader, sample_file, tmp_path):
+        """What the reader yields is what a dataset gives back, channel by channel."""
+        from .dataset import open_dataset
+        from .dataset.write import events_to_table, write_parquet
+        from .records import Manifest, PartFile
+        from .schema import build_schema
+        from .sparse import to_coo
+
+        views = reader.views(sample_file)
+        events = _all_events(reader, sample_file, 3)
+        schema = build_schema(views, reader.metadata_fields(sample_file))
+        folder = tmp_path / "ds"
+        folder.mkdir()
+        info = write_parquet(
+            events_to_table(events, str(sample_file), schema), str(folder / "part-0.parquet")
+        )
+        part = PartFile(info["name"], info["rows"], info["bytes"], info["sha256"])
+        Manifest(reader.name, reader.options(), {}, [], [part], roles=reader.roles().to_json()).write(
+            str(folder)
+        )
+        ds = open_dataset(folder)
+        meta = ds.metadata
+        assert len(ds) == len(events)
+        for k, ev in enumerate(events):
+            assert (meta["run"][k], meta["subrun"][k], meta["event"][k]) == (
+                ev.id.run,
+                ev.id.subrun,
+                ev.id.event,
+            )
+            back = ds.coo(k)
+            for name, image in ev.images.items():
+                want = image if isinstance(image, Coo) else to_coo(image)
+                got = back[name]
+                assert got.shape == want.shape, name
+                for a, b in zip(got.index, want.index):
+                    np.testing.assert_array_equal(a, b)
+                for (cg, g), w in zip(got.channels.items(), want.channels.values()):
+                    np.testing.assert_array_equal(g, w, err_msg=f"view {name}, channel {cg}")
+            for field, value in ev.metadata.items():
+                stored = meta[field][k]
+                if isinstance(value, (str, bytes, np.str_)):
+                    assert str(stored) == str(value), field
+                else:
+                    np.testing.assert_array_equal(np.asarray(stored), np.asarray(value), err_msg=field)
+        roles = ds.roles
+        assert set(roles.columns()) <= set(meta.columns), "roles name columns the dataset lacks"
 
     def test_missing_file_is_an_input_error(self, reader, tmp_path):
         missing = tmp_path / "missing.h5"

@@ -8,7 +8,12 @@ import sys
 import pytest
 from distributed import Client, LocalCluster
 
-from nudask.simulate import simulate_microboone, simulate_nova
+# a third-party reader plugin, found through its entry point like an installed one (plugins/README.md)
+PLUGINS = os.path.join(os.path.dirname(__file__), "plugins")
+sys.path.insert(0, PLUGINS)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (PLUGINS, os.environ.get("PYTHONPATH")) if p)
+
+from nudask.simulate import simulate_microboone, simulate_nova  # noqa: E402 - after the plugin path
 
 SMALL = {"geometry": "small"}
 

@@ -183,23 +183,16 @@ def test_dashboard_status_is_the_bokeh_page():
 
 
 def test_monitor_run_saves_report_and_log(tmp_path, client):
+    from nudask.events import Chunk
+    from nudask.records import ChunkResult, PartFile
+
     records = [
-        {
-            "chunk": {"path": "a.h5", "reader": "microboone", "start": k, "stop": k + 2},
-            "worker": "vm:1",
-            "seconds": 0.5,
-            "file": {"rows": 2},
-        }
+        ChunkResult(
+            (c := Chunk("a.h5", "microboone", k, k + 2),), PartFile("p", 2, 10, "x", (c,)), 0.5, "vm:1"
+        )
         for k in (0, 2)
     ]
-    records.append(
-        {
-            "chunk": {"path": "b.h5", "reader": "microboone", "start": 0, "stop": 2},
-            "worker": "vm:2",
-            "seconds": 0.1,
-            "error": "InputError: bad",
-        }
-    )
+    records.append(ChunkResult((Chunk("b.h5", "microboone", 0, 2),), None, 0.1, "vm:2", "InputError: bad"))
     with monitor_run(client, tmp_path) as log:
         assert client.submit(sum, [1, 2]).result() == 3
         log.add_chunks(records)
@@ -207,7 +200,10 @@ def test_monitor_run_saves_report_and_log(tmp_path, client):
     assert saved["status"] == "completed" and saved["events"] == 4 and saved["tasks"] == 3
     assert saved["events_per_second"] == pytest.approx(4 / saved["seconds"], rel=0.01)
     assert saved["failures"] == [
-        {"path": "b.h5", "reader": "microboone", "start": 0, "stop": 2, "error": "InputError: bad"}
+        {
+            "chunks": [{"path": "b.h5", "reader": "microboone", "start": 0, "stop": 2}],
+            "error": "InputError: bad",
+        }
     ]
     assert saved["extra"]["by_process"]["vm:1"] == {"chunks": 2, "events": 4, "busy_seconds": 1.0}
     (worker,) = saved["workers"].values()

@@ -72,7 +72,7 @@ def test_counts_match_event_table(mb):
     flavour = {12: "nue", 14: "numu", 16: "nutau"}
     classes = Counter(f"{flavour[abs(p)]}_cc" if c else "nc" for p, c in zip(pdg, cc))
     assert s["counts"]["flavour"] == dict(classes)  # the reader's headline label comes first
-    assert list(s["counts"])[0] == "flavour"
+    assert next(iter(s["counts"])) == "flavour"
     assert list(s["counts"]["flavour"].values()) == sorted(classes.values(), reverse=True)
 
 

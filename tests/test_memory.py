@@ -7,9 +7,9 @@ import tracemalloc
 import pytest
 
 from nudask.events import Chunk
-from nudask.geometry import MICROBOONE
 from nudask.pipeline import plan, run_chunk
 from nudask.readers.microboone import MicroBooNEReader
+from nudask.readers.wire_geometry import MICROBOONE
 from nudask.simulate import simulate_microboone
 
 DENSE_EVENT = MICROBOONE.n_wires * MICROBOONE.ticks * 4  # 211 MB of float32 waveforms

@@ -13,7 +13,7 @@ from nudask.events import Chunk
 from nudask.readers import get_reader, guess_reader
 from nudask.readers.microboone import MicroBooNEReader
 from nudask.readers.row_blocks import RowBlocks, plain_deflate
-from nudask.render import render_wire_plane
+from nudask.readers.wire_render import render_wire_plane
 from nudask.simulate import simulate_microboone
 from nudask.sparse import to_coo
 from nudask.testing import ReaderContract

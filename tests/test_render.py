@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nudask.render import WireRender, render_wire_plane, render_wire_samples
+from nudask.readers.wire_render import WireRender, render_wire_plane, render_wire_samples
 from nudask.sparse import to_coo, to_dense
 
 

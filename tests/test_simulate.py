@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from nudask.geometry import get_geometry
+from nudask.readers.wire_geometry import get_geometry
 from nudask.simulate import simulate_microboone, simulate_nova
 
 SMALL = get_geometry("small")

@@ -19,7 +19,7 @@ __all__ = ["FORMAT", "MANIFEST", "Manifest", "part_name"]
 def part_name(chunks: Chunk | Sequence[Chunk]) -> str:
     """Deterministic file name of the Parquet file of one chunk, or of chunks written together.
 
-    >>> part_name(Chunk("/d/bnb_WithWire_00.h5", "microboone", 0, 50))[:25]
+    >>> part_name(Chunk("/d/bnb_WithWire_00.h5", "reader", 0, 50))[:25]
     'part-bnb_WithWire_00-124b'
     >>> part_name([Chunk("/d/a.fits", "x", 0, 1), Chunk("/d/b.fits", "x", 0, 1)])[:22]
     'part-a-n00002-00c07f3b'

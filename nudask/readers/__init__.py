@@ -16,6 +16,7 @@ from typing import Any
 
 from .base import Reader
 
+DEFAULT_READER = "microboone"  # the demo's format, and `nudask simulate`'s without --format
 # name -> "module:Class"; imported on first use
 BUILTIN = {
     "microboone": "nudask.readers.microboone:MicroBooNEReader",

@@ -42,6 +42,15 @@ class Reader:
         """Settings that change the output, as recorded in the manifest."""
         return {}
 
+    # -- simulated files (``nudask simulate --format NAME``) ----------------------
+    #: options of :meth:`simulate` (``-O KEY=VALUE``) and their help; empty: no simulator
+    simulate_options: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def simulate(cls, out: str, *, files: int, events: int, seed: int, **options: Any) -> list[str]:
+        """Write ``files`` simulated files of ``events`` events into folder ``out``, in this format."""
+        raise NotImplementedError(f"reader '{cls.name}' has no simulator")
+
     def roles(self) -> Roles:
         """What the metadata columns mean (recorded in the manifest; see :mod:`nudask.roles`)."""
         return Roles()

@@ -8,16 +8,15 @@ building the dense 211 MB wire table of an event.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import deflate
 import numpy as np
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from ..events import Chunk, Event, EventId, ViewSpec
-from ..geometry import PLANE_NAMES, get_geometry
-from ..render import WireRender, render_wire_samples
 from ..roles import Centre, Coord, Label, Quantity, Roles, Title
 from .base import FieldSpec, Reader
 from .hdf5_files import (
@@ -30,6 +29,8 @@ from .hdf5_files import (
 )
 from .row_blocks import RowBlocks
 from .seq_index import SeqIndex
+from .wire_geometry import PLANE_NAMES, get_geometry
+from .wire_render import WireRender, render_wire_samples
 
 WIRE_COLUMNS = ("event_id", "local_plane", "local_wire", "adc")
 NOWIRE_HINT = "rendering needs the WithWire samples (a NoWire file?)"
@@ -39,6 +40,40 @@ class MicroBooNEReader(Reader):
     name = "microboone"
     suffixes = (".h5", ".hdf5")
     description = "MicroBooNE OpenSamples HDF5 (WithWire files), rendered per wire plane u, v, y"
+
+    simulate_options: ClassVar[dict[str, str]] = {
+        "sample": "bnb (inclusive, default) or nue (nue CC enriched)",
+        "geometry": "microboone (full, default) or small (fast tests)",
+        "with_wire": "true (WithWire files, default) or false (NoWire)",
+    }
+    RUNS: ClassVar[dict[str, int]] = {"bnb": 5000, "nue": 7000}  # distinct event ids across samples
+
+    @classmethod
+    def simulate(
+        cls, out: str, *, files: int, events: int, seed: int, sample: str = "bnb",
+        geometry: str = "microboone", with_wire: bool = True,
+    ) -> list[str]:  # fmt: skip
+        from ..simulate import simulate_microboone
+
+        if sample not in cls.RUNS:
+            raise ConfigError(f"simulate: sample must be one of {sorted(cls.RUNS)}, got {sample!r}")
+        kind = "WithWire" if with_wire else "NoWire"
+        return [
+            str(
+                simulate_microboone(
+                    os.path.join(out, f"{sample}_{kind}_{k:02d}.h5"),
+                    n_events=events,
+                    seed=seed * 1000 + k,
+                    sample=sample,
+                    geometry=geometry,
+                    with_wire=with_wire,
+                    first_event=1 + k * events,
+                    run=cls.RUNS[sample],
+                    subrun=seed * 100 + k,
+                )
+            )
+            for k in range(files)
+        ]
 
     def __init__(
         self,

@@ -22,7 +22,9 @@ readout event stay distinct.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from typing import ClassVar
 
 import numpy as np
 
@@ -83,6 +85,19 @@ class NOvAReader(Reader):
     name = "nova"
     suffixes = (".h5", ".hdf5")
     description = "NOvA-like pixel maps (PHAS0056 course files), views xz and yz of 100 x 80"
+
+    simulate_options: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def simulate(cls, out: str, *, files: int, events: int, seed: int) -> list[str]:
+        from ..simulate import simulate_nova
+
+        return [
+            str(
+                simulate_nova(os.path.join(out, f"neutrino{k + 1}.h5"), n_events=events, seed=seed * 1000 + k)
+            )
+            for k in range(files)
+        ]
 
     @classmethod
     def guess_can_open(cls, path) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..geometry import WireGeometry
+from ..readers.wire_geometry import WireGeometry
 
 MIP_DEDX = 2.1  # MeV/cm, minimum ionising in liquid argon
 X0_CM = 14.0  # radiation length of liquid argon

@@ -48,7 +48,7 @@ import pathlib
 import h5py
 import numpy as np
 
-from ..geometry import WireGeometry, get_geometry
+from ..readers.wire_geometry import WireGeometry, get_geometry
 from ._h5write import I4, _AdcWriter, _write_table
 from ._signal import _edeps, _hits, _plane_wire, _waveforms
 from ._topology import (

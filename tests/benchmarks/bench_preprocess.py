@@ -56,9 +56,9 @@ import nudask
 from nudask import config
 from nudask.dataset.manifest import MANIFEST
 from nudask.events import Chunk
-from nudask.geometry import MICROBOONE
 from nudask.pipeline import plan, preprocess, run_chunk
 from nudask.readers import get_reader
+from nudask.readers.wire_geometry import MICROBOONE
 from nudask.simulate import simulate_microboone
 
 WIRES, TICKS, FACTOR = MICROBOONE.wires, MICROBOONE.ticks, 6

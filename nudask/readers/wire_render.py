@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .events import Coo
-from .sparse import segment_sum_coo, select
+from ..events import Coo
+from ..sparse import segment_sum_coo, select
 
 
 @dataclass(frozen=True)
