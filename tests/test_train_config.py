@@ -117,3 +117,18 @@ def test_importing_nudask_does_not_import_keras():
 def test_job_configs_are_valid(job):
     cfg = load(job)
     assert cfg.task.target and cfg.model.name
+
+
+PAYLOAD = "@pd.io.common.os.system('id > pwned.txt') == 1"
+
+
+def test_selection_is_checked_with_the_config(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"^task.select: '@' at position 1 is not allowed"):
+        make_config({"task": {"select": PAYLOAD}})
+    with pytest.raises(ConfigError, match=r"^task.select: '__import__\(' at position 1 is not allowed"):
+        make_config({"task": {"select": "__import__('os').system('touch pwned')"}})
+    with pytest.raises(ConfigError, match=r"task.select: expected 'and', 'or' or the end"):
+        make_config({}, [parse_override("task.select=nu_energy > 1 is_cc")])
+    assert make_config({"task": {"select": "nu_energy > 0.5 and is_cc == 1"}}).task.select
+    assert list(tmp_path.iterdir()) == []

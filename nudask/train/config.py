@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from .. import selection
 from ..errors import ConfigError
 
 
@@ -41,7 +42,11 @@ class Task:
         ),
     )
     select: str | None = field(
-        default=None, metadata=doc("pandas query on the metadata columns, e.g. 'nu_energy < 4'")
+        default=None,
+        metadata=doc(
+            "events kept: a condition on the metadata columns, e.g. 'nu_energy > 0.5 and is_cc == 1' "
+            "(grammar: TRAINING.md; null: all)"
+        ),
     )
     energy_top_fraction: float | None = field(
         default=None,
@@ -279,6 +284,8 @@ def _check(cfg: Config) -> Config:
             raise ConfigError(f"input.{key} must be [rows, cols] of positive integers, got {v}")
     if i.crop != "none" and i.crop_size is None:
         raise ConfigError(f"input.crop: {i.crop} needs input.crop_size: [rows, cols]")
+    if cfg.task.select:  # syntax and literals now; the column names once the dataset is open
+        selection.parse(cfg.task.select)
     f = cfg.task.energy_top_fraction
     if f is not None and not 0 < f <= 1:
         raise ConfigError(f"task.energy_top_fraction must be in (0, 1], got {f}")

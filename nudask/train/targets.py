@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .. import selection
+
 FORMATS = {  # format -> truth columns it must have
     "microboone": ("is_cc", "nu_pdg", "nu_energy", "lep_energy"),
     "nova": ("is_cc", "current", "flavour", "mode", "nuenergy", "lepenergy"),
@@ -32,6 +34,7 @@ CATEGORIES = {
 }
 MODES = ["QE", "RES", "DIS", "other", "nue-elastic", "NC", "cosmic"]
 VERTEX_COLUMNS = ("nu_vtx_wire_pos", "nu_vtx_wire_time")
+TRUTH_COLUMNS = ("energy", "lep_energy", "mode", "is_cc", "category")  # what truth() makes
 PLANES = ("u", "v", "y")
 
 
@@ -166,20 +169,18 @@ def select(
 ) -> np.ndarray:
     """Boolean mask of the events kept: those with a label, the query, the energy cut.
 
+    ``query`` is a :mod:`nudask.selection` over the metadata and truth columns
+    (:data:`TRUTH_COLUMNS`; a metadata column of the same name wins); an invalid
+    one raises :class:`~nudask.errors.ConfigError`.
+
     The energy cut keeps, within each class of ``top_classes`` (all events when
     None), the ``top_fraction`` most energetic events (seed 000: the top 50 %
     of nue CC events).
     """
     keep = np.isfinite(y) & (y >= 0) if task.kind == "regression" else y >= 0
     if query:
-        try:
-            hit = meta.assign(**{c: t[c] for c in t if c not in meta}).eval(query)
-        except Exception as err:
-            raise ValueError(
-                f"task.select: cannot evaluate {query!r} on the metadata "
-                f"(columns {sorted(meta.columns)}): {err}"
-            ) from None
-        keep &= np.asarray(hit, bool)
+        columns = {**{c: t[c] for c in t}, **{c: meta[c] for c in meta}}  # a metadata column wins
+        keep &= selection.parse(query).mask(columns, len(meta))
     if top_fraction is not None and top_fraction < 1:
         energy = t["energy"].to_numpy()
         groups = [np.ones(len(y), bool)] if top_classes is None else [y == c for c in top_classes]
