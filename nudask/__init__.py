@@ -12,8 +12,12 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
+# nudask's defaults join dask.config now, outside any ``dask.config.set`` block
+# (which would drop them on exit); that needs only dask.config and yaml.
+from . import config as config
+
 # Public names resolve on first use so that ``import nudask`` stays light
-# (no dask, pyarrow or h5py until they are needed).
+# (no distributed, pyarrow or h5py until they are needed).
 _LAZY = {
     "preprocess": "nudask.pipeline",
     "open_dataset": "nudask.dataset",

@@ -117,3 +117,73 @@ def test_importing_nudask_does_not_import_keras():
 def test_job_configs_are_valid(job):
     cfg = load(job)
     assert cfg.task.target and cfg.model.name
+
+
+PAYLOAD = "@pd.io.common.os.system('id > pwned.txt') == 1"
+
+
+def _one_error_line(capsys) -> str:
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("nudask.train: error: ") and "Traceback" not in captured.err
+    return lines[0]
+
+
+def main_error(argv, capsys) -> str:
+    """The one error line of ``main(argv)``, which must exit with status 2."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    return _one_error_line(capsys)
+
+
+def test_selection_is_checked_with_the_config(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"^task.select: '@' at position 1 is not allowed"):
+        make_config({"task": {"select": PAYLOAD}})
+    with pytest.raises(ConfigError, match=r"^task.select: '__import__\(' at position 1 is not allowed"):
+        make_config({"task": {"select": "__import__('os').system('touch pwned')"}})
+    with pytest.raises(ConfigError, match=r"task.select: expected 'and', 'or' or the end"):
+        make_config({}, [parse_override("task.select=nu_energy > 1 is_cc")])
+    assert make_config({"task": {"select": "nu_energy > 0.5 and is_cc == 1"}}).task.select
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_refuses_a_payload_in_a_job_file(tmp_path, monkeypatch, capsys):
+    job = tmp_path / "job.yaml"
+    job.write_text(json.dumps({"task": {"select": PAYLOAD}}))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    line = main_error(["--config", str(job), "--data", str(tmp_path / "data.parquet")], capsys)
+    assert "task.select: '@' at position 1 is not allowed" in line and str(job) in line
+    assert list(work.iterdir()) == []
+
+
+def test_cli_config_file_errors_are_one_line_with_the_file(tmp_path, capsys):
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("task:\n  target: nue_cc\ntrain:\n  epochs: [1\n  verbose: 0\n")
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text('{"task": {"target": "cc",}\n}')
+    cases = [
+        (["--config", str(tmp_path)], f"config file '{tmp_path}' is a folder"),
+        (["--config", str(tmp_path / "none.yaml")], f"config file '{tmp_path / 'none.yaml'}' does not exist"),
+        (["--config", str(bad_yaml)], f"config file '{bad_yaml}', line 5, column 10: "),
+        (["--config", str(bad_json)], f"config file '{bad_json}', line 1: "),
+    ]
+    for argv, expected in cases:
+        line = main_error(argv, capsys)
+        assert expected in line, line
+    assert "invalid YAML" in main_error(["--config", str(bad_yaml)], capsys)
+
+
+def test_cli_override_errors_are_one_line(capsys):
+    line = main_error(["--set", "task.select=@x"], capsys)
+    assert "--set 'task.select=@x': the value is not valid YAML at character 13: found character '@'" in line
+    line = main_error(["--set", "train.epochs=[1"], capsys)
+    assert "--set 'train.epochs=[1': the value is not valid YAML" in line
+    line = main_error(["--set", "task.select='@x'"], capsys)  # valid YAML, then refused by the grammar
+    assert "task.select: '@' at position 1 is not allowed" in line
+    line = main_error(["--set", "task.select=nu_energy.real > 1"], capsys)
+    assert "task.select: '.' at position 10 is not allowed: attribute access" in line

@@ -288,3 +288,30 @@ def test_resume_after_a_real_kill(mb, tmp_path):
     resume(run, overrides=[("train.epochs", done + 1)], evaluate=False)
     history = json.loads((run / "history.json").read_text())
     assert [h["epoch"] for h in history] == list(range(1, done + 2))
+
+
+@pytest.mark.parametrize(
+    "payload, token",
+    [
+        ("@pd.io.common.os.system('id > pwned.txt') == 1", "'@'"),
+        ("__import__('os').system('touch pwned') == 0", "'__import__('"),
+    ],
+)
+def test_a_run_folder_config_with_a_payload_runs_nothing(tmp_path, monkeypatch, capsys, payload, token):
+    from nudask.train.__main__ import main as train_main
+
+    run = tmp_path / "runs" / "job" / "20260101_000000"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(
+        f"data: {tmp_path / 'data.parquet'}\ntask:\n  select: {json.dumps(payload)}\n"
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for command in (lambda: evaluate_main([str(run), "--quiet"]), lambda: train_main(["--resume", str(run)])):
+        with pytest.raises(SystemExit) as exit_:
+            command()
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"task.select: {token} at position 1 is not allowed" in err, err
+    assert list(work.iterdir()) == [] and sorted(p.name for p in run.iterdir()) == ["config.yaml"]

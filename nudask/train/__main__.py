@@ -20,14 +20,14 @@ EXAMPLES = __doc__.split("::")[1]
 
 @contextlib.contextmanager
 def friendly_errors(prog: str):
-    """Configuration and data problems end the program with their message, not a traceback."""
-    from .config import ConfigError
-    from .data import DataError
+    """Configuration and data problems end the program with their message on one line, not a traceback."""
+    from ..errors import NudaskError
 
     try:
         yield
-    except (ConfigError, DataError, FileNotFoundError, FloatingPointError) as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
+    except (NudaskError, FileNotFoundError, FloatingPointError) as err:
+        message = " ".join(str(err).splitlines())
+        print(f"{prog}: error: {message}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from .. import selection
 from ..errors import ConfigError
 
 
@@ -38,7 +39,11 @@ class Task:
         ),
     )
     select: str | None = field(
-        default=None, metadata=doc("pandas query on the metadata columns, e.g. 'nu_energy < 4'")
+        default=None,
+        metadata=doc(
+            "events kept: a condition on the metadata columns, e.g. 'nu_energy > 0.5 and is_cc == 1' "
+            "(grammar: TRAINING.md; null: all)"
+        ),
     )
     energy_top_fraction: float | None = field(
         default=None,
@@ -276,6 +281,8 @@ def _check(cfg: Config) -> Config:
             raise ConfigError(f"input.{key} must be [rows, cols] of positive integers, got {v}")
     if i.crop != "none" and i.crop_size is None:
         raise ConfigError(f"input.crop: {i.crop} needs input.crop_size: [rows, cols]")
+    if cfg.task.select:  # syntax and literals now; the column names once the dataset is open
+        selection.parse(cfg.task.select)
     f = cfg.task.energy_top_fraction
     if f is not None and not 0 < f <= 1:
         raise ConfigError(f"task.energy_top_fraction must be in (0, 1], got {f}")
@@ -291,14 +298,38 @@ def _check(cfg: Config) -> Config:
     return cfg
 
 
+def _yaml_problem(err: yaml.YAMLError) -> tuple[str, object]:
+    """The one-line problem of a YAML error and its mark (0-based line and column), if any."""
+    problem = getattr(err, "problem", None) or (str(err).splitlines() or ["invalid YAML"])[0]
+    context = getattr(err, "context", None)
+    if context:
+        problem = f"{problem} ({context})"
+    return " ".join(problem.split()), getattr(err, "problem_mark", None)
+
+
 def load_file(path: str | os.PathLike) -> dict:
-    """The mapping in a YAML or JSON job file."""
-    with open(path) as f:
-        text = f.read()
+    """The mapping in a YAML or JSON job file; any problem is a one-line :class:`ConfigError`."""
+    if os.path.isdir(path):
+        raise ConfigError(f"config file '{path}' is a folder; pass a YAML or JSON job file")
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise ConfigError(f"config file '{path}' does not exist") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"config file '{path}' is not UTF-8 text (byte {err.start}); is it a job file?"
+        ) from None
+    except OSError as err:
+        raise ConfigError(f"config file '{path}' cannot be read: {err.strerror or err}") from None
     try:
         data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise ConfigError(f"cannot parse config file '{path}': {err}") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"config file '{path}', line {err.lineno}: {err.msg} (invalid JSON)") from None
+    except yaml.YAMLError as err:
+        problem, mark = _yaml_problem(err)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"config file '{path}'{where}: {problem} (invalid YAML)") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file '{path}' must hold a mapping of sections, got {type(data).__name__}")
     return data
@@ -313,7 +344,15 @@ def parse_override(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"expected section.key=value, got {text!r}")
-    return key.strip(), yaml.safe_load(value)
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as err:
+        problem, mark = _yaml_problem(err)
+        where = f" at character {len(key) + 2 + mark.column}" if mark is not None and mark.line == 0 else ""
+        raise ConfigError(
+            f"--set {text!r}: the value is not valid YAML{where}: {problem}; "
+            f"quote text values, e.g. --set '{key.strip()}=\"...\"'"
+        ) from None
 
 
 def apply_overrides(values: dict, overrides: list[tuple[str, object]]) -> dict:
@@ -336,7 +375,13 @@ def make_config(values: dict | None = None, overrides: list[tuple[str, object]] 
 
 def load(path: str | os.PathLike | None = None, overrides: list[tuple[str, object]] = ()) -> Config:
     """Defaults, then the job file at ``path`` (YAML or JSON), then the overrides."""
-    return make_config(load_file(path) if path else {}, overrides)
+    values = load_file(path) if path else {}
+    try:
+        return make_config(values, overrides)
+    except ConfigError as err:
+        if not path:
+            raise
+        raise ConfigError(f"{err} (config file '{path}')") from None
 
 
 def dump(cfg: Config) -> str:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.dataset as pads
 
+from .. import selection
 from ..dataset import open_dataset
 from ..dataset.manifest import MANIFEST
 from ..errors import DataError
@@ -210,6 +211,8 @@ def load_data(cfg: Config, path: str | None = None) -> Data:
     _check_schema(layout, path, needed_meta + [c for v in preps for c in columns[v]])
     image_cols = image_columns(ds.views)
     read = [c for c in ds.schema.names if c not in image_cols and c != "source_file"]  # small: no images
+    if cfg.task.select:  # an unknown column fails before the metadata is read
+        selection.parse(cfg.task.select, [*read, *(c for c in targets.TRUTH_COLUMNS if c not in read)])
     meta = pads.dataset(ds.files, format="parquet").to_table(columns=read).to_pandas()
     if len(meta) != layout.n_rows:
         raise DataError(f"dataset '{path}': metadata has {len(meta)} rows, files {layout.n_rows}")

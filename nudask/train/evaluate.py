@@ -204,12 +204,12 @@ def evaluate_run(
     verbose: int = 1,
 ) -> dict:
     """Evaluate the run folder ``run``; returns the metrics (also written to metrics.json)."""
+    run = Path(run)
+    cfg = load_config(run / "config.yaml")  # checked before TensorFlow loads: bad ones fail fast
     import keras
 
     from . import models  # noqa: F401  (registers the custom layers for loading)
 
-    run = Path(run)
-    cfg = load_config(run / "config.yaml")
     data = data or load_data(cfg, data_path)
     recorded = json.loads((run / "dataset.json").read_text()).get("manifest_sha256")
     model = model or keras.models.load_model(run / f"model_{which}.keras")

@@ -27,11 +27,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .. import selection
 from ..errors import ConfigError
 from ..roles import Roles
 
 ALIASES = {"nue_cc": "flavour:nue_cc", "numu_cc": "flavour:numu_cc"}
 REGRESSIONS = ("energy", "lepton_fraction")
+TRUTH_COLUMNS = ("energy", "lep_energy", "mode", "category")  # what truth() makes besides labels
 
 
 @dataclass(frozen=True)
@@ -147,20 +149,18 @@ def select(
 ) -> np.ndarray:
     """Boolean mask of the events kept: those with a label, the query, the energy cut.
 
+    ``query`` is a :mod:`nudask.selection` over the metadata and truth columns
+    (:data:`TRUTH_COLUMNS`; a metadata column of the same name wins); an invalid
+    one raises :class:`~nudask.errors.ConfigError`.
+
     The energy cut keeps, within each class of ``top_classes`` (all events when
     None), the ``top_fraction`` most energetic events (seed 000: the top 50 %
     of nue CC events).
     """
     keep = np.isfinite(y) & (y >= 0) if task.kind == "regression" else y >= 0
     if query:
-        try:
-            hit = meta.assign(**{c: t[c] for c in t if c not in meta}).eval(query)
-        except Exception as err:
-            raise ValueError(
-                f"task.select: cannot evaluate {query!r} on the metadata "
-                f"(columns {sorted(meta.columns)}): {err}"
-            ) from None
-        keep &= np.asarray(hit, bool)
+        columns = {**{c: t[c] for c in t}, **{c: meta[c] for c in meta}}  # a metadata column wins
+        keep &= selection.parse(query).mask(columns, len(meta))
     if top_fraction is not None and top_fraction < 1:
         energy = t["energy"].to_numpy()
         groups = [np.ones(len(y), bool)] if top_classes is None else [y == c for c in top_classes]
