@@ -124,3 +124,20 @@ def test_open_dataset_errors(tmp_path, ds):
     (copy / MANIFEST).write_text(json.dumps(m))
     with pytest.raises(ValueError, match="schema version 0"):
         nudask.open_dataset(copy)
+
+
+def test_views_and_fields_are_merged_over_inputs_or_refused_by_name():
+    from nudask.errors import InputError
+    from nudask.events import ViewSpec
+    from nudask.schema import merge_fields, merge_views
+
+    a = {"u": ViewSpec("u", ("wire", "time"), (10, 5))}
+    assert merge_views(a, {"u": ViewSpec("u", ("wire", "time"), (12, 4))}, "b.h5")["u"].shape == (12, 5)
+    with pytest.raises(InputError, match=r"file 'c.h5': view 'u' has channels \(\('value', 'uint8'\),\)"):
+        merge_views(a, {"u": ViewSpec("u", ("wire", "time"), (10, 5), "uint8")}, "c.h5")
+    with pytest.raises(InputError, match=r"file 'd.h5': its views \['v'\] differ"):
+        merge_views(a, {"v": ViewSpec("v", ("wire", "time"), (10, 5))}, "d.h5")
+    f = {"e": ("<f4", ()), "k": ("<i4", ())}
+    with pytest.raises(InputError, match=r"file 'e.h5'.*missing \['k'\].*'e' is \('<f8', \(\)\)"):
+        merge_fields(f, {"e": ("<f8", ())}, "e.h5")
+
