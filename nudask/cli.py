@@ -118,6 +118,16 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the worker job script of --cluster (default slurm-cpu) and exit",
     )
+    s.add_argument(
+        "--tls",
+        action="store_true",
+        default=None,
+        help="scheduler, workers and client talk TLS; without --tls-cert/--tls-key/--tls-ca "
+        "with a temporary certificate made for this run",
+    )
+    s.add_argument("--tls-cert", metavar="PEM", help="certificate for TLS (implies --tls)")
+    s.add_argument("--tls-key", metavar="PEM", help="its private key, chmod 600 (omit if in --tls-cert)")
+    s.add_argument("--tls-ca", metavar="PEM", help="CA certificate the certificates are checked against")
 
     s = sub.add_parser("describe", help="statistics of a dataset (events, truth, storage)")
     s.add_argument("dataset")
@@ -171,16 +181,18 @@ def _preprocess(a: argparse.Namespace) -> None:
         overwrite=a.overwrite,
         eight_bit=a.eight_bit or None,
     )
+    tls = {k: getattr(a, k) for k in ("tls", "tls_cert", "tls_key", "tls_ca") if getattr(a, k) is not None}
+    options = {**dict(a.cluster_option), **tls}
     if a.dry_run:
         from .cluster import DEFAULT_PROFILE, job_script
 
-        print(job_script(a.cluster or DEFAULT_PROFILE, profiles=a.profiles, **dict(a.cluster_option)))
+        print(job_script(a.cluster or DEFAULT_PROFILE, profiles=a.profiles, **options))
         return
     if a.cluster:
         from .cluster import slurm_cluster
 
         with (
-            slurm_cluster(a.cluster, jobs=a.jobs, profiles=a.profiles, **dict(a.cluster_option)) as cluster,
+            slurm_cluster(a.cluster, jobs=a.jobs, profiles=a.profiles, **options) as cluster,
             Client(cluster) as client,
         ):
             print(
@@ -189,9 +201,12 @@ def _preprocess(a: argparse.Namespace) -> None:
                 flush=True,
             )
             ds = preprocess(a.inputs, a.out, client=client, **kwargs)
-    elif a.scheduler or a.workers:
-        cluster = None if a.scheduler else local_cluster(n_workers=a.workers)
-        with Client(a.scheduler or cluster) as client:
+    elif a.scheduler or a.workers or tls:
+        from .cluster import tls_security
+
+        cluster = None if a.scheduler else local_cluster(n_workers=a.workers, **tls)
+        security = tls_security(**tls, temporary=False) if a.scheduler and tls else None
+        with Client(a.scheduler or cluster, security=security) as client:
             print(f"nudask: dashboard: {client.dashboard_link}", flush=True)
             ds = preprocess(a.inputs, a.out, client=client, **kwargs)
         if cluster is not None:

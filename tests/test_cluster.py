@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import textwrap
@@ -254,3 +255,189 @@ def test_local_workers_get_malloc_settings_without_leaking_them():
         seen = client.run(lambda: {k: os.environ.get(k) for k in WORKER_MALLOC})
     assert list(seen.values()) == [WORKER_MALLOC]
     assert {k: os.environ.get(k) for k in WORKER_MALLOC} == before
+
+
+# --- network exposure and TLS -------------------------------------------------------------------
+
+
+def _write_pem(path: Path, text: str, mode: int = 0o600) -> str:
+    path.write_text(text)
+    path.chmod(mode)
+    return str(path)
+
+
+def _no_wide_binding(text: str) -> None:
+    assert "0.0.0.0" not in text and "[::]" not in text and "tcp://:" not in text, text
+
+
+def test_dry_run_of_slurm_cpu_binds_nothing_wide(capsys, tmp_path):
+    from nudask.cli import main
+
+    args = ["preprocess", "x.h5", "--out", str(tmp_path / "ds"), "--cluster", "slurm-cpu", "--dry-run"]
+    assert main(args) == 0
+    plain = capsys.readouterr().out
+    _no_wide_binding(plain)
+    command = plain.strip().splitlines()[-1]
+    assert "--dashboard-address 127.0.0.1:0" in command  # the workers' own HTTP pages: loopback
+    assert "--tls" not in command and " tcp://SCHEDULER-ADDRESS:8786 " in command
+    # the scheduler's dashboard binds to loopback in every SLURM profile
+    for name in NAMED:
+        address = profile_options(name)["scheduler_options"]["dashboard_address"]
+        assert address.startswith("127.0.0.1:"), (name, address)
+        _no_wide_binding(job_script(name))
+
+    assert main([*args, "--tls"]) == 0
+    command = capsys.readouterr().out.strip().splitlines()[-1]
+    _no_wide_binding(command)
+    assert " tls://SCHEDULER-ADDRESS:8786 " in command and "--protocol tls://" in command
+    folder = f"{os.getcwd()}/.nudask-tls-XXXXXXXX"
+    for flag, name in (
+        ("--tls-ca-file", "ca.pem"),
+        ("--tls-cert", "worker-cert.pem"),
+        ("--tls-key", "worker-key.pem"),
+    ):
+        assert f"{flag} {folder}/{name}" in command, flag
+    assert "PRIVATE KEY" not in command and "CERTIFICATE" not in command
+
+
+def test_submit_host_address_is_one_real_interface():
+    address = cluster.submit_host_address()
+    assert address not in {"0.0.0.0", "::", ""} and not address.startswith("127.")
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((address, 0))  # an address of this host, not a guess
+
+
+def test_slurm_cpu_scheduler_listens_on_one_address_dashboard_on_loopback(tmp_path, capsys):
+    """A real slurm-cpu scheduler (no job submitted): where it and its dashboard listen."""
+    address = cluster.submit_host_address()
+    with cluster.slurm_cluster("slurm-cpu", log_directory=str(tmp_path / "logs")) as sc:
+        listening = [listener.listen_address for listener in sc.scheduler.listeners]
+        assert listening == [sc.scheduler_address] and sc.scheduler_address.startswith(f"tcp://{address}:")
+        dashboard = {sock[0] for sock in cluster._dashboard_sockets(sc)}
+        assert dashboard == {"127.0.0.1"}, dashboard
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/status", sc.dashboard_link), sc.dashboard_link
+        with urllib.request.urlopen(sc.dashboard_link, timeout=30) as r:
+            assert r.status == 200
+        _no_wide_binding(sc.job_script())
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("nudask:")]
+    # one line for what listens beyond loopback: the scheduler (address and why), the worker jobs
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"nudask: scheduler listens on {sc.scheduler_address} beyond loopback")
+    assert "default route" in lines[0] and "no TLS" in lines[0]
+    assert lines[1].startswith("nudask: worker jobs listen on all interfaces") and "no TLS" in lines[1]
+
+    # the profile's interface (here loopback) wins; nothing beyond loopback, nothing printed
+    with cluster.slurm_cluster("slurm-cpu", interface="lo", log_directory=str(tmp_path / "logs")) as sc:
+        assert sc.scheduler_address.startswith("tcp://127.0.0.1:")
+    assert "nudask:" not in capsys.readouterr().out
+
+
+def test_slurm_cluster_tls_keeps_worker_certificates_private(tmp_path, capsys):
+    with cluster.slurm_cluster(
+        "slurm-cpu", tls=True, shared_temp_directory=str(tmp_path), log_directory=str(tmp_path / "logs")
+    ) as sc:
+        assert sc.scheduler_address.startswith("tls://")
+        security = sc.security
+        assert security.require_encryption
+        folder = Path(security.tls_worker_key).parent
+        assert folder.parent == tmp_path and folder.name.startswith(".nudask-tls-")
+        assert folder.stat().st_mode & 0o777 == 0o700
+        files = sorted(folder.iterdir())
+        assert [f.name for f in files] == ["ca.pem", "worker-cert.pem", "worker-key.pem"]
+        assert all(f.stat().st_mode & 0o777 == 0o600 for f in files)
+        assert "PRIVATE KEY" in (folder / "worker-key.pem").read_text()
+        script = sc.job_script()
+        assert f"--tls-key {folder}/worker-key.pem" in script and "--protocol tls://" in script
+        assert "PRIVATE KEY" not in script
+        # a client without this run's certificate is turned away
+        # (without a certificate the client cannot even start a TLS connection)
+        with pytest.raises(TypeError, match="TLS expects a `ssl_context`"):
+            Client(sc.scheduler_address, timeout="3s")
+    assert not folder.exists()  # removed on close
+    out = capsys.readouterr().out
+    assert "scheduler listens on tls://" in out and "TLS: only holders" in out
+
+
+def test_local_cluster_over_tls_computes_and_refuses_strangers():
+    from distributed.security import Security
+
+    with cluster.local_cluster(n_workers=1, tls=True) as lc, Client(lc) as client:
+        assert lc.scheduler_address.startswith("tls://127.0.0.1:")
+        workers = client.scheduler_info()["workers"]
+        assert len(workers) == 1 and all(a.startswith("tls://127.0.0.1:") for a in workers), workers
+        assert client.submit(sum, [1, 2, 3]).result() == 6
+        assert sum(client.gather(client.map(lambda x: x * x, range(4)))) == 14
+
+        def listening_hosts() -> set[str]:  # nested: pickled by value for the worker processes
+            import psutil
+
+            conns = psutil.Process().net_connections(kind="inet")
+            return {c.laddr.ip for c in conns if c.status == "LISTEN"}
+
+        # the worker process (comm and HTTP pages) and its nanny (which lives in this process)
+        assert list(client.run(listening_hosts).values()) == [{"127.0.0.1"}]
+        assert [n.address.rpartition(":")[0] for n in lc.workers.values()] == ["tls://127.0.0.1"]
+        assert {sock[0] for sock in cluster._dashboard_sockets(lc)} == {"127.0.0.1"}
+        # another run's certificate: the scheduler does not trust it (mutual TLS)
+        with pytest.raises((OSError, TimeoutError)):
+            Client(lc.scheduler_address, security=Security.temporary(), timeout="3s")
+
+
+def test_tls_from_certificate_files_and_bad_settings(tmp_path):
+    from distributed.security import Security
+
+    from nudask.errors import ConfigError
+
+    tmp = Security.temporary()  # a self-signed certificate: it is its own CA
+    cert = _write_pem(tmp_path / "cert.pem", tmp.tls_client_cert, 0o644)
+    key = _write_pem(tmp_path / "key.pem", tmp.tls_client_key)
+    with (
+        cluster.local_cluster(n_workers=1, tls_cert=cert, tls_key=key, tls_ca=cert) as lc,
+        Client(lc) as client,
+    ):
+        assert lc.scheduler_address.startswith("tls://")  # certificate files imply TLS
+        assert all(a.startswith("tls://") for a in client.scheduler_info()["workers"])
+        assert client.submit(len, "abc").result() == 3
+        assert lc.security.tls_worker_key == key and lc.security.tls_ca_file == cert
+        # a client of a scheduler started elsewhere joins with the same files
+        security = cluster.tls_security(tls_cert=cert, tls_key=key, tls_ca=cert, temporary=False)
+        with Client(lc.scheduler_address, security=security) as other:
+            assert other.submit(sum, [2, 2]).result() == 4
+
+    def bad(match, **kwargs):
+        with pytest.raises(ConfigError, match=match):
+            cluster.tls_security(**kwargs)
+
+    bad("tls must be true or false, got 'yes'", tls="yes")
+    bad("needs tls-ca as well", tls_cert=cert, tls_key=key)
+    bad("is not a file", tls_cert=str(tmp_path / "nope.pem"), tls_ca=cert)
+    bad("started elsewhere needs its certificates", tls=True, temporary=False)
+    os.chmod(key, 0o644)
+    bad(r"readable by others: chmod 600", tls_cert=cert, tls_key=key, tls_ca=cert)
+    os.chmod(key, 0o600)
+    other = _write_pem(tmp_path / "other-key.pem", Security.temporary().tls_client_key)
+    bad("cannot use tls-cert", tls_cert=cert, tls_key=other, tls_ca=cert)  # key of another certificate
+    with pytest.raises(ConfigError, match="tls must be true or false"):
+        job_script("slurm-cpu", tls="on")
+    # the command line reports these as one line and exits 2
+    from nudask.cli import main
+
+    assert (
+        main(["preprocess", "x.h5", "--out", str(tmp_path / "ds"), "--tls-key", key, "--workers", "1"]) == 2
+    )
+
+
+@pytest.mark.slow
+def test_cli_preprocess_over_tls(bnb_files, tmp_path, capsys):
+    from nudask.cli import main
+    from nudask.dataset import open_dataset
+
+    out = tmp_path / "ds"
+    args = ["preprocess", *bnb_files, "--out", str(out), "-O", "geometry=small", "--tls", "--workers", "2"]
+    assert main(args) == 0
+    assert "dashboard: http://127.0.0.1:" in capsys.readouterr().out
+    ds = open_dataset(out)
+    assert ds.manifest["events"] == 16 and len(ds) == 16 and ds.manifest["failed"] == []
+    workers = read_run_log(out)["workers"]  # address -> identity of every worker seen in the run
+    assert len(workers) == 2 and all(a.startswith("tls://127.0.0.1:") for a in workers), workers

@@ -169,6 +169,70 @@ def test_runner_sbatch_scheduler_client_and_worker_in_one_allocation(slurm, bnb_
     assert not list(tmp_path.glob(".nudask-scheduler-*.json"))
 
 
+def test_preprocess_over_tls_on_slurm(slurm, bnb_files, tmp_path, capsys):
+    """local-slurm + TLS: worker jobs talk TLS with this run's temporary certificate."""
+    with (
+        slurm_cluster(
+            "local-slurm",
+            jobs=2,
+            tls=True,
+            shared_temp_directory=str(tmp_path),
+            local_directory=str(tmp_path / "local"),
+            log_directory=str(tmp_path / "logs"),
+            walltime="00:10:00",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        assert cluster.scheduler_address.startswith("tls://127.0.0.1:")
+        client.wait_for_workers(2, timeout=120)
+        workers = client.scheduler_info()["workers"]
+        assert len(workers) == 2 and all(a.startswith("tls://") for a in workers), list(workers)
+        idents = client.run(worker_identity)
+        assert {i["slurm_job_id"] for i in idents.values()} == job_ids(cluster)  # really SLURM jobs
+
+        # what the worker jobs listen on (worker comm, its HTTP pages, the nanny): loopback only
+        def listening_hosts() -> set[str]:  # nested: pickled by value, the jobs cannot import this file
+            import psutil
+
+            conns = psutil.Process().net_connections(kind="inet")
+            return {c.laddr.ip for c in conns if c.status == "LISTEN"}
+
+        for nanny in (False, True):
+            listening = client.run(listening_hosts, nanny=nanny)
+            assert len(listening) == 2 and all(h == {"127.0.0.1"} for h in listening.values()), listening
+        # the job script SLURM holds names the certificate files; the key itself is not in it
+        folder = os.path.dirname(cluster.security.tls_worker_key)
+        script = subprocess.run(
+            ["scontrol", "write", "batch_script", sorted(job_ids(cluster))[0], "-"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout
+        assert f"--tls-key {folder}/worker-key.pem" in script and "--protocol tls://" in script
+        assert "PRIVATE KEY" not in script
+        assert os.stat(folder).st_mode & 0o777 == 0o700
+        ds = nudask.preprocess(
+            bnb_files,
+            tmp_path / "ds",
+            client=client,
+            reader_options=SMALL,
+            events_per_chunk=2,
+            progress=False,
+        )
+        assert sorted(dataset_ids(ds)) == sorted(input_ids(bnb_files))  # every event, once
+        assert ds.manifest["events"] == 16 and ds.manifest["failed"] == []
+        seen = read_run_log(tmp_path / "ds")["workers"]
+        assert seen and all(a.startswith("tls://") for a in seen), list(seen)
+        jobs = job_ids(cluster)
+    assert not os.path.exists(folder)  # the run's certificates are gone with the cluster
+    deadline = time.monotonic() + 60
+    while jobs & {jid for (jid,) in squeue("%i")}:
+        assert time.monotonic() < deadline, f"jobs left in squeue: {squeue('%i', '%j', '%T')}"
+        time.sleep(0.5)
+    assert "nudask: scheduler listens" not in capsys.readouterr().out  # all on loopback here
+
+
 def test_workers_are_slurm_jobs(slurm_client):
     cluster = slurm_client.cluster
     idents = slurm_client.run(worker_identity)

@@ -18,7 +18,7 @@ import sys
 from distributed import Client
 
 from nudask import cli
-from nudask.cluster import import_jobqueue
+from nudask.cluster import DASHBOARD_ADDRESS, import_jobqueue, submit_host_address
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,13 +31,16 @@ def main(argv: list[str] | None = None) -> int:
     if not command:
         p.error("no nudask command given after --")
     slurm_runner = import_jobqueue().slurm.SLURMRunner
-    worker = {"nthreads": 1, "local_directory": os.environ.get("TMPDIR", "/tmp")}
+    # every task listens on its own node's default-route address only (not on all
+    # interfaces), the dashboard on the scheduler node's loopback (tunnel to it)
+    host = submit_host_address()
+    worker = {"nthreads": 1, "local_directory": os.environ.get("TMPDIR", "/tmp"), "host": host}
     if os.environ.get("SLURM_MEM_PER_CPU"):  # MB; else Dask's default share of the node
         cpus = int(os.environ.get("SLURM_CPUS_PER_TASK", "1"))
         worker["memory_limit"] = f"{int(os.environ['SLURM_MEM_PER_CPU']) * cpus}MiB"
     with slurm_runner(
         scheduler_file=a.scheduler_file,
-        scheduler_options={"dashboard_address": ":8787"},
+        scheduler_options={"host": host, "dashboard_address": DASHBOARD_ADDRESS},
         worker_options=worker,
     ) as runner:
         # only the client task gets here
