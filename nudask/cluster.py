@@ -23,6 +23,7 @@ import yaml
 from distributed import Client, LocalCluster
 
 from . import config
+from .errors import ConfigError
 
 if TYPE_CHECKING:
     from dask_jobqueue import SLURMCluster
@@ -178,7 +179,7 @@ def load_profiles(path: str | os.PathLike | None = None) -> dict[str, dict[str, 
     with open(path) as f:
         doc = yaml.safe_load(f) or {}
     if not isinstance(doc.get("jobqueue"), dict):
-        raise ValueError(f"'{path}' has no 'jobqueue:' mapping of named profiles")
+        raise ConfigError(f"'{path}' has no 'jobqueue:' mapping of named profiles")
     base = dask.config.get("jobqueue.slurm")
     user = dask.config.collect().get("jobqueue", {})  # the user's files and env only
     profiles = {}
@@ -204,7 +205,7 @@ def profile_options(
     """
     known = load_profiles(profiles)
     if profile not in known:
-        raise ValueError(f"unknown cluster profile {profile!r}; profiles: {', '.join(sorted(known))}")
+        raise ConfigError(f"unknown cluster profile {profile!r}; profiles: {', '.join(sorted(known))}")
     opts = {k.replace("-", "_"): v for k, v in known[profile].items()}
     opts["job_name"] = opts.pop("name")  # in jobqueue.yaml `name` is the job's name
     opts.update({k.replace("-", "_"): v for k, v in overrides.items()})

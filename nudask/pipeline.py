@@ -24,7 +24,7 @@ from . import config
 from .dataset import Dataset, open_dataset
 from .dataset.manifest import MANIFEST, new_manifest, part_name, write_manifest
 from .dataset.write import events_to_table, file_sha256, write_parquet
-from .errors import InputError
+from .errors import ConfigError, DataError, InputError
 from .events import Chunk
 from .readers import Reader, get_reader, guess_reader
 from .resume import Journal, finished_chunks, is_complete, prepare_output
@@ -53,7 +53,7 @@ def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> li
         matches = sorted(glob.glob(item)) if glob.has_magic(item) else [item]
         out += [os.path.abspath(m) for m in matches]
     if not out:
-        raise ValueError(f"no input files match {list(inputs)!r}")
+        raise ConfigError(f"no input files match {list(inputs)!r}")
     return out
 
 
@@ -182,7 +182,7 @@ def preprocess(
     """
     on_error = config.get("preprocess.on-error", on_error)
     if on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        raise ConfigError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     paths = expand_inputs(inputs)
     out = os.path.abspath(os.fspath(out))
     rdr = get_reader(reader or guess_reader(paths[0]), **(reader_options or {}))
@@ -191,7 +191,7 @@ def preprocess(
     )
     the_plan = plan(paths, rdr, on_error=on_error, **settings)
     if the_plan.schema is None:
-        raise ValueError(f"none of the {len(paths)} inputs can be read: {the_plan.failed}")
+        raise DataError(f"none of the {len(paths)} inputs can be read: {the_plan.failed}")
     spec = {
         "schema_version": SCHEMA_VERSION,
         "reader": rdr.name,

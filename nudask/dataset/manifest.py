@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 
+from ..errors import DatasetError, DatasetNotFoundError
 from ..events import Chunk
 from ..schema import SCHEMA_VERSION
 
@@ -54,14 +55,14 @@ def write_manifest(folder: str, manifest: dict) -> str:
 def read_manifest(folder: str) -> dict:
     path = os.path.join(folder, MANIFEST)
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"no dataset at '{folder}'")
+        raise DatasetNotFoundError(f"no dataset at '{folder}'")
     if not os.path.exists(path):
-        raise ValueError(
+        raise DatasetError(
             f"'{folder}' has no {MANIFEST}: not a nudask dataset, or its run did not finish "
             "(run nudask preprocess again to complete it)"
         )
     with open(path) as f:
         manifest = json.load(f)
     if manifest.get("format") != FORMAT:
-        raise ValueError(f"'{path}' is not a nudask manifest")
+        raise DatasetError(f"'{path}' is not a nudask manifest")
     return manifest

@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from ..errors import DatasetError, EventIndexError
 from ..events import Coo, ViewSpec
 from ..schema import SCHEMA_VERSION, coo_columns, schema_info, views_of
 from ..sparse import to_dense
@@ -28,7 +29,7 @@ class Dataset:
         self.manifest = read_manifest(self.path)
         version = self.manifest.get("schema_version")
         if version != SCHEMA_VERSION:
-            raise ValueError(
+            raise DatasetError(
                 f"dataset '{self.path}' has schema version {version}; this nudask reads "
                 f"version {SCHEMA_VERSION} (preprocess the inputs again with this version)"
             )
@@ -46,7 +47,7 @@ class Dataset:
     def schema(self):
         if self.files:
             return pq.read_schema(self.files[0])
-        raise ValueError(f"dataset '{self.path}' holds no files")
+        raise DatasetError(f"dataset '{self.path}' holds no files")
 
     @cached_property
     def info(self) -> dict:
@@ -75,7 +76,7 @@ class Dataset:
         """Sparse images of event ``i``, values as stored."""
         n = len(self)
         if not -n <= i < n:
-            raise IndexError(f"event {i} out of range for a dataset of {n} events")
+            raise EventIndexError(f"event {i} out of range for a dataset of {n} events")
         i %= n
         k = int(np.searchsorted(self._starts, i, side="right") - 1)
         row = i - int(self._starts[k])

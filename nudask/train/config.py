@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from ..errors import ConfigError
+from ..errors import ConfigError, NotFoundError
 
 
 def doc(help: str, choices: tuple | None = None) -> dict:
@@ -296,8 +296,11 @@ def _check(cfg: Config) -> Config:
 
 def load_file(path: str | os.PathLike) -> dict:
     """The mapping in a YAML or JSON job file."""
-    with open(path) as f:
-        text = f.read()
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise NotFoundError(f"no config file at '{path}'") from None
     try:
         data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as err:

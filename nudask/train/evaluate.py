@@ -22,7 +22,7 @@ from . import metrics as M
 from . import report
 from .config import load as load_config
 from .data import Data, load_data
-from .run import write_json
+from .run import run_folder, write_json
 
 
 def _predict(model, data: Data, verbose: int):
@@ -208,7 +208,7 @@ def evaluate_run(
 
     from . import models  # noqa: F401  (registers the custom layers for loading)
 
-    run = Path(run)
+    run = run_folder(run)
     cfg = load_config(run / "config.yaml")
     data = data or load_data(cfg, data_path)
     recorded = json.loads((run / "dataset.json").read_text()).get("manifest_sha256")

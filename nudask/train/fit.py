@@ -17,11 +17,20 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .config import Config, ConfigError, make_config
-from .data import Data, DataError, load_data
+from ..errors import ConfigError, DataError, TrainingError
+from .config import Config, make_config
+from .data import Data, load_data
 from .feed import EpochSync, stream
 from .models import build_model, compile_model
-from .run import Checkpointer, load_history, load_state, new_run_dir, save_model, write_provenance
+from .run import (
+    Checkpointer,
+    load_history,
+    load_state,
+    new_run_dir,
+    run_folder,
+    save_model,
+    write_provenance,
+)
 
 RESUMABLE = {
     "train.epochs",
@@ -48,7 +57,7 @@ class StopOnNaN(keras.callbacks.Callback):
     def _check(self, logs, where: str):
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(float(loss)):
-            raise FloatingPointError(
+            raise TrainingError(
                 f"the training loss became {float(loss)} at epoch {self.epoch + 1}, {where}: lower "
                 "train.learning_rate, check input.scale / input.scale_factor (inputs of order 1) and "
                 f"the targets; the last good checkpoint is in {self.run / 'checkpoints'}"
@@ -182,9 +191,7 @@ def resume(
     """Continue the run folder ``run`` from its last completed epoch."""
     from .config import load_file
 
-    run = Path(run)
-    if not (run / "config.yaml").exists():
-        raise FileNotFoundError(f"'{run}' is not a run folder (no config.yaml)")
+    run = run_folder(run)
     refused = [k for k, _ in overrides if k not in RESUMABLE]
     if refused:
         raise ConfigError(

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..errors import ConfigError, DataError
+
 FORMATS = {  # format -> truth columns it must have
     "microboone": ("is_cc", "nu_pdg", "nu_energy", "lep_energy"),
     "nova": ("is_cc", "current", "flavour", "mode", "nuenergy", "lepenergy"),
@@ -64,7 +66,7 @@ def detect_format(columns, reader: str | None = None) -> str:
         return "microboone"
     if "interaction" in columns or "flavour" in columns:
         return "nova"
-    raise ValueError(
+    raise DataError(
         f"cannot tell the format of a dataset with columns {sorted(columns)}: training knows "
         f"{', '.join(FORMATS)} truth (reader {reader!r})"
     )
@@ -74,7 +76,7 @@ def required_columns(fmt: str, crop: str = "none") -> list[str]:
     cols = ["run", "subrun", "event", *FORMATS[fmt]]
     if crop == "vertex":
         if fmt != "microboone":
-            raise ValueError(
+            raise ConfigError(
                 f"input.crop: vertex needs the vertex in pixels, which the {fmt} format does not "
                 "carry (its maps are centred on the event already); use crop: centroid or fixed"
             )
@@ -117,14 +119,14 @@ def make_task(name: str, fmt: str) -> Task:
         return Task(name, "classes", tuple(CATEGORIES[fmt]))
     if name == "mode":
         if fmt != "nova":
-            raise ValueError(
+            raise ConfigError(
                 f"task.target: mode needs interaction modes (QE/RES/DIS), which the "
                 f"{fmt} format does not carry; use nue_cc, numu_cc, cc, flavour or energy"
             )
         return Task(name, "classes", tuple(MODES))
     if name in ("energy", "lepton_fraction"):
         return Task(name, "regression")
-    raise ValueError(f"unknown target {name!r}")
+    raise ConfigError(f"unknown target {name!r}")
 
 
 def labels(t: pd.DataFrame, task: Task) -> np.ndarray:
@@ -175,7 +177,7 @@ def select(
         try:
             hit = meta.assign(**{c: t[c] for c in t if c not in meta}).eval(query)
         except Exception as err:
-            raise ValueError(
+            raise ConfigError(
                 f"task.select: cannot evaluate {query!r} on the metadata "
                 f"(columns {sorted(meta.columns)}): {err}"
             ) from None
