@@ -8,9 +8,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-import yaml
-
 from . import __version__
+from .options import key_value_argument
 
 EPILOG = """examples:
   nudask simulate data/ --files 2 --events 20 --geometry small
@@ -20,11 +19,7 @@ EPILOG = """examples:
 """
 
 
-def _key_value(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.replace("-", "_"), yaml.safe_load(value)
+_key_value = key_value_argument  # the type of -O KEY=VALUE
 
 
 def _parser() -> argparse.ArgumentParser:

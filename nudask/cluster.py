@@ -9,7 +9,6 @@ user's ``~/.config/dask`` (or wherever ``DASK_CONFIG`` points).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from distributed import Client, LocalCluster
 
 from . import config
 from .errors import ConfigError
+from .options import key_value_argument
 
 if TYPE_CHECKING:
     from dask_jobqueue import SLURMCluster
@@ -149,13 +149,7 @@ def parse_cluster_option(text: str) -> tuple[str, Any]:
     >>> parse_cluster_option("job-extra-directives=[--exclusive]")
     ('job_extra_directives', ['--exclusive'])
     """
-    key, sep, raw = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    value = yaml.safe_load(raw)
-    if isinstance(value, (int, float)) and ":" in raw:
-        value = raw
-    return key.strip().replace("-", "_"), value
+    return key_value_argument(text)
 
 
 def load_profiles(path: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from ..errors import ConfigError, NotFoundError
+from ..options import parse_key_value
 
 
 def doc(help: str, choices: tuple | None = None) -> dict:
@@ -311,15 +312,12 @@ def load_file(path: str | os.PathLike) -> dict:
 
 
 def parse_override(text: str) -> tuple[str, object]:
-    """``section.key=value`` -> (key, value); the value is read as YAML.
+    """``section.key=value`` of ``--set`` -> (key, value); the value is read as YAML.
 
     >>> parse_override("input.crop_size=[64, 64]")
     ('input.crop_size', [64, 64])
     """
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"expected section.key=value, got {text!r}")
-    return key.strip(), yaml.safe_load(value)
+    return parse_key_value(text, argument="--set", form="section.key=value")
 
 
 def apply_overrides(values: dict, overrides: list[tuple[str, object]]) -> dict:
