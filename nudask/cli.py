@@ -16,6 +16,7 @@ EPILOG = """examples:
   nudask preprocess data/bnb_WithWire_*.h5 --out bnb.parquet -O geometry=small
   nudask describe bnb.parquet --plots plots/
   nudask show bnb.parquet --event 0 --out event0.png
+  nudask readers
 """
 
 
@@ -130,6 +131,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("dataset")
     s.add_argument("--event", type=int, default=0, help="row of the event in the dataset")
     s.add_argument("--out", help="PNG path (default event_<N>.png)")
+
+    sub.add_parser(
+        "readers",
+        help="list the input formats, their file suffixes and -O options",
+        description="List the installed readers (built-in and plugins) in the order they are guessed.",
+    )
     return p
 
 
@@ -225,7 +232,19 @@ def _show(a: argparse.Namespace) -> None:
     print(f"wrote {show_event(open_dataset(a.dataset), a.event, out)}")
 
 
-COMMANDS = {"simulate": _simulate, "preprocess": _preprocess, "describe": _describe, "show": _show}
+def _readers(a: argparse.Namespace) -> None:
+    from .readers import describe_readers
+
+    print(describe_readers())
+
+
+COMMANDS = {
+    "simulate": _simulate,
+    "preprocess": _preprocess,
+    "describe": _describe,
+    "show": _show,
+    "readers": _readers,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
