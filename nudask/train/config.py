@@ -15,6 +15,7 @@ import json
 import os
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import yaml
@@ -333,12 +334,12 @@ def apply_overrides(values: dict, overrides: list[tuple[str, object]]) -> dict:
     return out
 
 
-def make_config(values: dict | None = None, overrides: list[tuple[str, object]] = ()) -> Config:
+def make_config(values: dict | None = None, overrides: Sequence[tuple[str, object]] = ()) -> Config:
     """A checked :class:`Config` from a mapping plus ``(key, value)`` overrides."""
     return _check(_build(Config, apply_overrides(values or {}, list(overrides))))
 
 
-def load(path: str | os.PathLike | None = None, overrides: list[tuple[str, object]] = ()) -> Config:
+def load(path: str | os.PathLike | None = None, overrides: Sequence[tuple[str, object]] = ()) -> Config:
     """Defaults, then the job file at ``path`` (YAML or JSON), then the overrides."""
     return make_config(load_file(path) if path else {}, overrides)
 

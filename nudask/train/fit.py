@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
@@ -105,21 +106,18 @@ def _fit(
     initial_epoch: int,
     history: list,
     state: dict | None,
-    extra: list = (),
+    extra: Sequence[keras.callbacks.Callback] = (),
 ):
     train_stream = stream(data.source("train"), cfg.input)
     has_val = cfg.split.validation > 0
     val_stream = stream(data.source("validation"), cfg.input) if has_val else None
     monitor = cfg.train.monitor or ("val_loss" if has_val else "loss")
-    callbacks = [
-        EpochSync(train_stream),
-        StopOnNaN(run),
-        Checkpointer(run, monitor, cfg.train.epochs, history, state),
-    ]
+    checkpointer = Checkpointer(run, monitor, cfg.train.epochs, history, state)
+    callbacks: list[keras.callbacks.Callback] = [EpochSync(train_stream), StopOnNaN(run), checkpointer]
     if cfg.train.early_stopping:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor=monitor, patience=cfg.train.early_stopping, mode=callbacks[-1].mode
+                monitor=monitor, patience=cfg.train.early_stopping, mode=checkpointer.mode
             )
         )
     if cfg.train.tensorboard:
@@ -159,7 +157,7 @@ def train(
     config_path: str | None = None,
     argv: list[str] | None = None,
     evaluate: bool = True,
-    callbacks: list = (),
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> Path:
     """Train as configured into a new run folder (returned); ``callbacks`` are added to Keras'."""
     _check_tools(cfg)
@@ -183,10 +181,10 @@ def train(
 def resume(
     run: str | Path,
     *,
-    overrides: list[tuple[str, object]] = (),
+    overrides: Sequence[tuple[str, object]] = (),
     argv: list[str] | None = None,
     evaluate: bool = True,
-    callbacks: list = (),
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> Path:
     """Continue the run folder ``run`` from its last completed epoch."""
     from .config import load_file
