@@ -25,8 +25,10 @@ test-container: setup              ## build Singularity.def for real with Apptai
 test-fast: setup                   ## the suite without the slow tests
 	$(BIN)/python -m pytest -m "not slow"
 
-lint: setup
+lint: setup                        ## ruff (lint and format) and mypy, as CI runs them
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy nudask
 
 bench: setup                       ## preprocessing benchmark table (see BENCHMARKS.md)
 	$(BIN)/python tests/benchmarks/bench_preprocess.py

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import ConfigError
+
 
 def balanced_bounds(weights: np.ndarray, events_per_chunk: int) -> list[int]:
     """Chunk boundaries over events, balanced by their weights (rows).
@@ -20,7 +22,7 @@ def balanced_bounds(weights: np.ndarray, events_per_chunk: int) -> list[int]:
     []
     """
     if events_per_chunk < 1:
-        raise ValueError(f"events_per_chunk must be >= 1, got {events_per_chunk}")
+        raise ConfigError(f"events_per_chunk must be >= 1, got {events_per_chunk}")
     n = len(weights)
     if n == 0:
         return []

@@ -1,4 +1,10 @@
-"""``nudask`` command line: thin wrappers over the Python API."""
+"""``nudask`` command line: thin wrappers over the Python API.
+
+Every command reports a :class:`~nudask.errors.NudaskError` as one line,
+``nudask COMMAND: error: ...``, and exits 2; anything else is a bug and keeps
+its traceback. ``nudask train`` and ``nudask evaluate`` are ``python -m
+nudask.train`` and ``python -m nudask.evaluate``, with the same arguments.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +14,25 @@ import os
 import sys
 from collections.abc import Sequence
 
-import yaml
-
 from . import __version__
+from . import evaluate as evaluate_cli
+from .errors import NotFoundError, exit_on_error
+from .options import key_value_argument
 from .readers import DEFAULT_READER as DEFAULT_FORMAT
+from .train import __main__ as train_cli
 
 EPILOG = """examples:
   nudask simulate data/ --files 2 --events 20 -O geometry=small
   nudask preprocess data/bnb_WithWire_*.h5 --out bnb.parquet -O geometry=small
   nudask describe bnb.parquet --plots plots/
   nudask show bnb.parquet --event 0 --out event0.png
+  nudask readers
+  nudask train --data bnb.parquet --config jobs/train_nue_cc.yaml --set train.epochs=3
+  nudask evaluate runs/nue_cc/<stamp>
 """
 
 
-def _key_value(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.replace("-", "_"), yaml.safe_load(value)
+_key_value = key_value_argument  # the type of -O KEY=VALUE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -144,6 +151,28 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("dataset")
     s.add_argument("--event", type=int, default=0, help="row of the event in the dataset")
     s.add_argument("--out", help="PNG path (default event_<N>.png)")
+
+    sub.add_parser(
+        "readers",
+        help="list the input formats, their file suffixes and -O options",
+        description="List the installed readers (built-in and plugins) in the order they are guessed.",
+    )
+
+    s = sub.add_parser(
+        "train",
+        help="train a Keras model on a dataset (python -m nudask.train)",
+        description=(train_cli.__doc__ or "").split("\n\n")[0],
+        epilog="examples:" + train_cli.EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train_cli.add_arguments(s)
+
+    s = sub.add_parser(
+        "evaluate",
+        help="evaluate a training run on its test split (python -m nudask.evaluate)",
+        description=evaluate_cli.DESCRIPTION,
+    )
+    evaluate_cli.add_arguments(s)
     return p
 
 
@@ -167,6 +196,8 @@ def _simulate(a: argparse.Namespace) -> None:
 
 
 def _preprocess(a: argparse.Namespace) -> None:
+    if a.profiles and not os.path.isfile(a.profiles):
+        raise NotFoundError(f"no cluster profiles file at '{a.profiles}'")
     from distributed import Client
 
     from .cluster import local_cluster
@@ -236,19 +267,36 @@ def _show(a: argparse.Namespace) -> None:
     print(f"wrote {show_event(open_dataset(a.dataset), a.event, out)}")
 
 
-COMMANDS = {"simulate": _simulate, "preprocess": _preprocess, "describe": _describe, "show": _show}
+def _readers(a: argparse.Namespace) -> None:
+    from .readers import describe_readers
+
+    print(describe_readers())
+
+
+def _train(a: argparse.Namespace) -> int:
+    return train_cli.run(a, a.command_line)
+
+
+def _evaluate(a: argparse.Namespace) -> int:
+    return evaluate_cli.run(a)
+
+
+COMMANDS = {
+    "simulate": _simulate,
+    "preprocess": _preprocess,
+    "describe": _describe,
+    "show": _show,
+    "readers": _readers,
+    "train": _train,
+    "evaluate": _evaluate,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from .errors import InputError
-
-    try:
-        COMMANDS[args.command](args)
-    except (InputError, ValueError, FileExistsError, FileNotFoundError, IndexError) as err:
-        print(f"nudask {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    args.command_line = ["nudask", *(sys.argv[1:] if argv is None else argv)]
+    with exit_on_error(f"nudask {args.command}"):
+        return COMMANDS[args.command](args) or 0
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ checks (:func:`tls_security`).
 
 from __future__ import annotations
 
-import argparse
 import copy as copy_module
 import ipaddress
 import os
@@ -41,6 +40,7 @@ from distributed.security import Security
 
 from . import config
 from .errors import ConfigError, OutputError
+from .options import key_value_argument
 
 if TYPE_CHECKING:
     from dask_jobqueue import SLURMCluster
@@ -461,13 +461,7 @@ def parse_cluster_option(text: str) -> tuple[str, Any]:
     >>> parse_cluster_option("job-extra-directives=[--exclusive]")
     ('job_extra_directives', ['--exclusive'])
     """
-    key, sep, raw = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    value = yaml.safe_load(raw)
-    if isinstance(value, (int, float)) and ":" in raw:
-        value = raw
-    return key.strip().replace("-", "_"), value
+    return key_value_argument(text)
 
 
 def load_profiles(path: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
@@ -491,7 +485,7 @@ def load_profiles(path: str | os.PathLike | None = None) -> dict[str, dict[str, 
     with open(path) as f:
         doc = yaml.safe_load(f) or {}
     if not isinstance(doc.get("jobqueue"), dict):
-        raise ValueError(f"'{path}' has no 'jobqueue:' mapping of named profiles")
+        raise ConfigError(f"'{path}' has no 'jobqueue:' mapping of named profiles")
     base = dask.config.get("jobqueue.slurm")
     user = dask.config.collect().get("jobqueue", {})  # the user's files and env only
     profiles = {}
@@ -520,7 +514,7 @@ def profile_options(
     """
     known = load_profiles(profiles)
     if profile not in known:
-        raise ValueError(f"unknown cluster profile {profile!r}; profiles: {', '.join(sorted(known))}")
+        raise ConfigError(f"unknown cluster profile {profile!r}; profiles: {', '.join(sorted(known))}")
     opts = {k.replace("-", "_"): v for k, v in known[profile].items()}
     opts["job_name"] = opts.pop("name")  # in jobqueue.yaml `name` is the job's name
     opts.update({k.replace("-", "_"): v for k, v in overrides.items()})

@@ -9,7 +9,10 @@ The subclasses also derive from the builtin they refine (``ValueError``,
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+from collections.abc import Iterator
 
 
 class NudaskError(Exception):
@@ -42,9 +45,44 @@ class DatasetError(NudaskError, ValueError):
     """A dataset folder that is missing, incomplete, damaged or of an unknown version."""
 
 
-class DatasetNotFound(DatasetError, FileNotFoundError):
-    """No dataset at the path given."""
-
-
 class OutputError(NudaskError, OSError):
     """An output that cannot be written (exists with other settings, locked, disk full, ...)."""
+
+
+# -- refinements that keep the builtin an older caller may catch ------------------
+
+
+class NotFoundError(NudaskError, FileNotFoundError):
+    """A path the user named (a run folder, a config file) that does not exist."""
+
+
+class DatasetNotFoundError(DatasetError, NotFoundError):
+    """No dataset folder at the path given."""
+
+
+class OutputExistsError(OutputError, FileExistsError):
+    """An output that exists and may not be replaced (other settings, or not nudask's files)."""
+
+
+class EventIndexError(DataError, IndexError):
+    """An event number outside the dataset."""
+
+
+class TrainingError(NudaskError, FloatingPointError):
+    """Training that cannot go on (the loss diverged); the message says what to change."""
+
+
+@contextlib.contextmanager
+def exit_on_error(prog: str) -> Iterator[None]:
+    """For command-line entry points: a :class:`NudaskError` ends the program.
+
+    It prints ``PROG: error: MESSAGE`` on one line to stderr and exits 2 (as
+    argparse does for bad arguments); any other exception is a bug and keeps
+    its traceback.
+    """
+    try:
+        yield
+    except NudaskError as err:
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -14,7 +14,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .errors import DatasetError, DatasetNotFound
+from .errors import DatasetError, DatasetNotFoundError
 from .events import Chunk
 
 MANIFEST = "_manifest.json"  # "_" prefix: Parquet readers skip it
@@ -203,7 +203,7 @@ class Manifest:
     def read(cls, folder: str) -> Manifest:
         path = os.path.join(folder, MANIFEST)
         if not os.path.isdir(folder):
-            raise DatasetNotFound(f"no dataset at '{folder}'")
+            raise DatasetNotFoundError(f"no dataset at '{folder}'")
         if not os.path.exists(path):
             raise DatasetError(
                 f"'{folder}' has no {MANIFEST}: not a nudask dataset, or its run did not finish "

@@ -15,6 +15,7 @@ import shutil
 
 from .dataset.manifest import MANIFEST, part_name
 from .dataset.write import file_sha256
+from .errors import OutputExistsError
 from .events import Chunk
 from .records import ChunkResult
 
@@ -30,7 +31,7 @@ def prepare_output(out: str, spec: dict, *, overwrite: bool) -> bool:
     """Make ``out`` ready for a run with ``spec``; True if an earlier run can be resumed."""
     names = os.listdir(out) if os.path.isdir(out) else []
     if names and not all(_is_nudask_file(n) for n in names):
-        raise FileExistsError(
+        raise OutputExistsError(
             f"output '{out}' holds files that are not nudask's ({sorted(names)[:3]}...): "
             "not a nudask dataset; refusing to write into it"
         )
@@ -42,7 +43,7 @@ def prepare_output(out: str, spec: dict, *, overwrite: bool) -> bool:
         previous = {}
     if previous is not None and not overwrite and previous != spec:
         changed = sorted(k for k in set(spec) | set(previous) if spec.get(k) != previous.get(k))
-        raise FileExistsError(
+        raise OutputExistsError(
             f"output '{out}' was written with other settings (changed: {', '.join(changed)}); "
             "pass overwrite=True (--overwrite) to replace it, or choose another --out"
         )

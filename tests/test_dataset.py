@@ -140,4 +140,3 @@ def test_views_and_fields_are_merged_over_inputs_or_refused_by_name():
     f = {"e": ("<f4", ()), "k": ("<i4", ())}
     with pytest.raises(InputError, match=r"file 'e.h5'.*missing \['k'\].*'e' is \('<f8', \(\)\)"):
         merge_fields(f, {"e": ("<f8", ())}, "e.h5")
-

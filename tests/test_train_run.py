@@ -22,7 +22,7 @@ pytestmark = pytest.mark.filterwarnings(
 
 import keras  # noqa: E402
 
-from nudask.train.evaluate import main as evaluate_main  # noqa: E402
+from nudask.evaluate import main as evaluate_main  # noqa: E402
 from nudask.train.fit import resume, train  # noqa: E402
 from nudask.train.stream import BatchSource  # noqa: E402
 

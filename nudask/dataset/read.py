@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from ..errors import DatasetError
+from ..errors import DatasetError, EventIndexError
 from ..events import Coo, ViewSpec
 from ..records import Manifest
 from ..roles import Roles, roles_of
@@ -80,7 +80,7 @@ class Dataset:
     def _row(self, i: int, columns: list[str]):
         n = len(self)
         if not -n <= i < n:
-            raise IndexError(f"event {i} out of range for a dataset of {n} events")
+            raise EventIndexError(f"event {i} out of range for a dataset of {n} events")
         i %= n
         k = int(np.searchsorted(self._starts, i, side="right") - 1)
         row = i - int(self._starts[k])

@@ -4,12 +4,20 @@ A reader sniffs files it can open, tells the views and metadata its events
 carry, splits a file into chunks of events balanced by their cost, and reads
 a chunk into :class:`~nudask.events.Event` values with rendered COO images.
 Readers never import dask: parallelism is the pipeline's business.
+
+A reader's options are the keyword arguments of its ``__init__`` (keyword-only
+ones by convention): their defaults come from the signature, their help from
+the class's ``OPTIONS`` table, else from a NumPy-style ``Parameters`` section
+of the class or ``__init__`` docstring, else from the annotation.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -20,6 +28,22 @@ from ..roles import Roles
 # Metadata field types: numpy dtype string plus per-event shape; "str" for text.
 FieldSpec = tuple[str, tuple[int, ...]]
 
+REQUIRED = inspect.Parameter.empty  # the default of an option without one
+
+
+@dataclass(frozen=True)
+class ReaderOption:
+    """One ``-O KEY=VALUE`` option of a reader, as ``nudask readers`` lists it."""
+
+    name: str
+    default: Any = REQUIRED
+    help: str = ""
+    annotation: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
 
 class Reader:
     """Base class of format readers (see :mod:`nudask.readers` for the registry)."""
@@ -27,10 +51,36 @@ class Reader:
     name: ClassVar[str]
     suffixes: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
+    #: option name -> help text (optional; see the module docstring)
+    OPTIONS: ClassVar[Mapping[str, str]] = {}
+    #: guessing order: lower first; ties go built-ins (in registry order), then plugins by name
+    guess_priority: ClassVar[int] = 0
 
-    def __init__(self, **options: Any):
-        if options:
-            raise TypeError(f"reader '{self.name}' takes no option {sorted(options)}")
+    def __init__(self) -> None:
+        """A reader without options."""
+
+    @classmethod
+    def declared_options(cls) -> dict[str, ReaderOption]:
+        """The options of this reader, in the order of ``__init__``'s parameters."""
+        params = [
+            p
+            for p in list(inspect.signature(cls.__init__).parameters.values())[1:]
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
+        helps = {**_docstring_params(cls.__init__.__doc__), **_docstring_params(cls.__doc__), **cls.OPTIONS}
+        out = {}
+        for p in params:
+            annotation = (
+                "" if p.annotation is p.empty else str(getattr(p.annotation, "__name__", p.annotation))
+            )
+            out[p.name] = ReaderOption(p.name, p.default, helps.get(p.name, ""), annotation)
+        return out
+
+    @classmethod
+    def takes_any_option(cls) -> bool:
+        """Whether ``__init__`` takes ``**kwargs`` (then option names cannot be checked)."""
+        kinds = {p.kind for p in inspect.signature(cls.__init__).parameters.values()}
+        return inspect.Parameter.VAR_KEYWORD in kinds
 
     # -- what the files hold -------------------------------------------------
     @classmethod
@@ -89,3 +139,38 @@ class Reader:
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
         return f"{type(self).__name__}({opts})"
+
+
+def _docstring_params(doc: str | None) -> dict[str, str]:
+    """Parameter name -> its text, from the ``Parameters`` section of a NumPy-style docstring.
+
+    >>> _docstring_params('''Reader.
+    ...
+    ...     Parameters
+    ...     ----------
+    ...     size : int
+    ...         Pixels per side. Bigger is slower.
+    ...     mode
+    ...         ``fast`` or ``exact``.
+    ... ''')
+    {'size': 'Pixels per side. Bigger is slower.', 'mode': '``fast`` or ``exact``.'}
+    """
+    if not doc:
+        return {}
+    lines = inspect.cleandoc(doc).splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines[:-1]) if line.strip() == "Parameters") + 2
+    except StopIteration:
+        return {}
+    out: dict[str, list[str]] = {}
+    name = None
+    for i in range(start, len(lines)):
+        line, after = lines[i], lines[i + 1] if i + 1 < len(lines) else ""
+        if re.fullmatch(r"-{3,}", after.strip()):  # the title of the next section
+            break
+        if line and not line[0].isspace():
+            name = line.split(":")[0].strip()
+            out[name] = []
+        elif name and line.strip():
+            out[name].append(line.strip())
+    return {k: " ".join(v) for k, v in out.items()}

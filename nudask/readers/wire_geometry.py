@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import ConfigError
+
 PLANE_NAMES = ("u", "v", "y")  # local_plane 0, 1 (induction), 2 (collection)
 
 
@@ -66,4 +68,4 @@ def get_geometry(name: str | WireGeometry) -> WireGeometry:
     try:
         return GEOMETRIES[name]
     except KeyError:
-        raise ValueError(f"unknown geometry {name!r}; known: {', '.join(sorted(GEOMETRIES))}") from None
+        raise ConfigError(f"unknown geometry {name!r}; known: {', '.join(sorted(GEOMETRIES))}") from None

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..events import Coo
 from ..sparse import segment_sum_coo, select
 
@@ -30,7 +31,7 @@ class WireRender:
 
     def __post_init__(self) -> None:
         if int(self.factor) != self.factor or self.factor < 1:
-            raise ValueError(f"render factor must be a positive integer, got {self.factor!r}")
+            raise ConfigError(f"render factor must be a positive integer, got {self.factor!r}")
 
     @property
     def threshold(self) -> float:

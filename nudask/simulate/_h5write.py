@@ -37,7 +37,8 @@ class _AdcWriter:
         self.max_pending = 2 * workers  # bounds memory: chunks in flight x chunk size
         self.chunk, self.next_row = 0, 0
         self.free: list[np.ndarray] = []
-        self.buf, self.touched = np.zeros(dset.chunks, np.float32), []
+        self.buf = np.zeros(dset.chunks, np.float32)
+        self.touched: list[tuple[np.ndarray, np.ndarray]] = []  # where buf was written
 
     def add_event(self, rows: np.ndarray, ticks: np.ndarray, vals: np.ndarray, n_rows: int) -> None:
         """Samples of one event (row in the event, tick, value); the event owns ``n_rows`` rows."""
@@ -68,6 +69,7 @@ class _AdcWriter:
 
     def _write_one(self) -> None:
         offset, fut, buf, touched = self.pending.popleft()
+        assert self.dset is not None  # chunks are only queued for a dataset
         self.dset.id.write_direct_chunk(offset, fut.result())
         for idx in touched:
             buf[idx] = 0

@@ -143,7 +143,8 @@ class Trajectories:
 
     def shower(self, pdg, start, d, energy, parent=0, sproc=b"primary", category=None) -> int:
         """An EM shower: e+- legs that radiate photons, photons that convert after a gap."""
-        rng, root, stack = self.rng, None, [(pdg, np.asarray(start, float), d, energy, parent, sproc)]
+        rng, stack = self.rng, [(pdg, np.asarray(start, float), d, energy, parent, sproc)]
+        root: int | None = None
         while stack:
             pdg_i, p0, di, e, par, proc = stack.pop()
             cat = category if root is None and category is not None else (PHOTON if pdg_i == 22 else ELECTRON)
@@ -182,6 +183,7 @@ class Trajectories:
                 self.deposit(line, MIP_DEDX, gid)
                 stack += [(22, p, dd, k, gid, b"eBrem") for p, dd, k in brems]
             root = gid if root is None else root
+        assert root is not None  # the stack starts with the shower's own particle
         return root
 
     def michel(self, start, parent) -> int:

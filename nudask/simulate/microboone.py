@@ -48,6 +48,7 @@ import pathlib
 import h5py
 import numpy as np
 
+from ..errors import ConfigError
 from ..readers.wire_geometry import WireGeometry, get_geometry
 from ._h5write import I4, _AdcWriter, _write_table
 from ._signal import _edeps, _hits, _plane_wire, _waveforms
@@ -168,11 +169,11 @@ def simulate_microboone(
         ``path``.
     """
     if sample not in SAMPLES:
-        raise ValueError(f"unknown sample {sample!r}; use one of {sorted(SAMPLES)}")
+        raise ConfigError(f"unknown sample {sample!r}; use one of {sorted(SAMPLES)}")
     if n_events < 1 or chunk_rows < 1:
-        raise ValueError(f"n_events and chunk_rows must be >= 1, got {n_events}, {chunk_rows}")
+        raise ConfigError(f"n_events and chunk_rows must be >= 1, got {n_events}, {chunk_rows}")
     if not 0 <= missing_wire_fraction < 1:
-        raise ValueError(f"missing_wire_fraction must be in [0, 1), got {missing_wire_fraction}")
+        raise ConfigError(f"missing_wire_fraction must be in [0, 1), got {missing_wire_fraction}")
     geom = get_geometry(geometry)
     subrun = 1 + seed % 1000 if subrun is None else subrun
     ids = np.array([[run, subrun, first_event + k] for k in range(n_events)], np.int32)

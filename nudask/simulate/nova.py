@@ -29,6 +29,8 @@ import pathlib
 import h5py
 import numpy as np
 
+from ..errors import ConfigError
+
 PLANES, CELLS = 100, 80
 PLANE_CM, CELL_CM = 13.2, 3.97  # one view's plane pitch (views alternate), cell width
 X0_CM, E_CRIT = 38.0, 80.0  # scintillator-ish radiation length (cm), critical energy (MeV)
@@ -81,7 +83,7 @@ def simulate_nova(
         ``path``.
     """
     if n_events < 1:
-        raise ValueError(f"n_events must be >= 1, got {n_events}")
+        raise ConfigError(f"n_events must be >= 1, got {n_events}")
     maps = np.zeros((n_events, 2 * PLANES * CELLS), np.uint8)
     cols: dict[str, list] = {c: [] for c in COLUMNS}
     for k in range(n_events):

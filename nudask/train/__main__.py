@@ -11,33 +11,16 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 
-EXAMPLES = __doc__.split("::")[1]
+from ..errors import ConfigError, exit_on_error
+
+EXAMPLES = (__doc__ or "").split("::")[1]
 
 
-@contextlib.contextmanager
-def friendly_errors(prog: str):
-    """Configuration and data problems end the program with their message on one line, not a traceback."""
-    from ..errors import NudaskError
-
-    try:
-        yield
-    except (NudaskError, FileNotFoundError, FloatingPointError) as err:
-        message = " ".join(str(err).splitlines())
-        print(f"{prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m nudask.train",
-        description=__doc__.split("\n\n")[0],
-        epilog="examples:" + EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The arguments of ``python -m nudask.train`` (and ``nudask train``), added to ``p``."""
     p.add_argument("--config", help="job file, YAML or JSON (default: built-in defaults)")
     p.add_argument("--data", help="dataset folder (overrides data: in the config)")
     p.add_argument(
@@ -55,35 +38,51 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def parser(prog: str = "python -m nudask.train") -> argparse.ArgumentParser:
+    return add_arguments(
+        argparse.ArgumentParser(
+            prog=prog,
+            description=(__doc__ or "").split("\n\n")[0],
+            epilog="examples:" + EXAMPLES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
+
+
+def run(args: argparse.Namespace, command: list[str]) -> int:
+    """Do what the parsed ``args`` ask; ``command`` is recorded in the run folder."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from .config import dump, load, parse_override, reference
+
+    if args.keys:
+        print(reference())
+        return 0
+    overrides = [parse_override(o) for o in args.overrides]
+    if args.data:
+        overrides.append(("data", args.data))
+    if args.resume:
+        if args.config:
+            raise ConfigError("--resume takes the run's own config; drop --config")
+        from .fit import resume
+
+        done = resume(args.resume, overrides=overrides, argv=command, evaluate=not args.no_evaluate)
+    else:
+        cfg = load(args.config, overrides)
+        if args.print_config:
+            print(dump(cfg), end="")
+            return 0
+        from .fit import train
+
+        done = train(cfg, config_path=args.config, argv=command, evaluate=not args.no_evaluate)
+    print(f"nudask.train: done: {done}" + ("" if args.no_evaluate else f" (report: {done / 'index.html'})"))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from .config import ConfigError, dump, load, parse_override, reference
-
-    with friendly_errors("nudask.train"):
-        if args.keys:
-            print(reference())
-            return 0
-        overrides = [parse_override(o) for o in args.overrides]
-        if args.data:
-            overrides.append(("data", args.data))
-        command = ["python", "-m", "nudask.train", *(sys.argv[1:] if argv is None else argv)]
-        if args.resume:
-            if args.config:
-                raise ConfigError("--resume takes the run's own config; drop --config")
-            from .fit import resume
-
-            run = resume(args.resume, overrides=overrides, argv=command, evaluate=not args.no_evaluate)
-        else:
-            cfg = load(args.config, overrides)
-            if args.print_config:
-                print(dump(cfg), end="")
-                return 0
-            from .fit import train
-
-            run = train(cfg, config_path=args.config, argv=command, evaluate=not args.no_evaluate)
-        print(f"nudask.train: done: {run}" + ("" if args.no_evaluate else f" (report: {run / 'index.html'})"))
-    return 0
+    command = ["python", "-m", "nudask.train", *(sys.argv[1:] if argv is None else argv)]
+    with exit_on_error("nudask.train"):
+        return run(args, command)
 
 
 if __name__ == "__main__":

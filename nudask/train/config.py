@@ -15,12 +15,14 @@ import json
 import os
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import yaml
 
 from .. import selection
 from ..errors import ConfigError
+from ..options import parse_key_value
 
 
 def doc(help: str, choices: tuple | None = None) -> dict:
@@ -336,23 +338,12 @@ def load_file(path: str | os.PathLike) -> dict:
 
 
 def parse_override(text: str) -> tuple[str, object]:
-    """``section.key=value`` -> (key, value); the value is read as YAML.
+    """``section.key=value`` of ``--set`` -> (key, value); the value is read as YAML.
 
     >>> parse_override("input.crop_size=[64, 64]")
     ('input.crop_size', [64, 64])
     """
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"expected section.key=value, got {text!r}")
-    try:
-        return key.strip(), yaml.safe_load(value)
-    except yaml.YAMLError as err:
-        problem, mark = _yaml_problem(err)
-        where = f" at character {len(key) + 2 + mark.column}" if mark is not None and mark.line == 0 else ""
-        raise ConfigError(
-            f"--set {text!r}: the value is not valid YAML{where}: {problem}; "
-            f"quote text values, e.g. --set '{key.strip()}=\"...\"'"
-        ) from None
+    return parse_key_value(text, argument="--set", form="section.key=value")
 
 
 def apply_overrides(values: dict, overrides: list[tuple[str, object]]) -> dict:
@@ -368,12 +359,12 @@ def apply_overrides(values: dict, overrides: list[tuple[str, object]]) -> dict:
     return out
 
 
-def make_config(values: dict | None = None, overrides: list[tuple[str, object]] = ()) -> Config:
+def make_config(values: dict | None = None, overrides: Sequence[tuple[str, object]] = ()) -> Config:
     """A checked :class:`Config` from a mapping plus ``(key, value)`` overrides."""
     return _check(_build(Config, apply_overrides(values or {}, list(overrides))))
 
 
-def load(path: str | os.PathLike | None = None, overrides: list[tuple[str, object]] = ()) -> Config:
+def load(path: str | os.PathLike | None = None, overrides: Sequence[tuple[str, object]] = ()) -> Config:
     """Defaults, then the job file at ``path`` (YAML or JSON), then the overrides."""
     values = load_file(path) if path else {}
     try:

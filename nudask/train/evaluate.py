@@ -9,7 +9,6 @@ and writes ``predictions.csv``, ``metrics.json``, ``plots/*.png``,
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -173,7 +172,7 @@ def _plots(run: Path, data: Data, df: pd.DataFrame, prob: np.ndarray, res: dict)
     return files
 
 
-def _headline(res: dict) -> dict:
+def headline(res: dict) -> dict:
     o = res["overall"]
     keys = (
         ("events", "resolution", "bias", "resolution_68", "mae", "rmse")
@@ -251,25 +250,11 @@ def evaluate_run(
         )
         if (run / f).exists()
     ]
-    report.write_summary(run, info, _headline(res), files)
+    report.write_summary(run, info, headline(res), files)
     return res
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m nudask.evaluate", description=__doc__.split("\n\n")[0])
-    p.add_argument("run", help="run folder written by python -m nudask.train")
-    p.add_argument("--model", choices=("best", "last"), default="best", help="which model (default best)")
-    p.add_argument("--data", help="dataset folder, if it moved since training")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    a = p.parse_args(argv)
-    from .__main__ import friendly_errors
+if __name__ == "__main__":  # python -m nudask.train.evaluate: the same as python -m nudask.evaluate
+    from nudask.evaluate import main
 
-    with friendly_errors("nudask.evaluate"):
-        res = evaluate_run(a.run, which=a.model, data_path=a.data, verbose=0 if a.quiet else 1)
-        print(json.dumps(_headline(res), indent=1))
-        print(f"report: {Path(a.run) / 'index.html'}")
-    return 0
-
-
-if __name__ == "__main__":
     sys.exit(main())

@@ -12,16 +12,26 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from .config import Config, ConfigError, make_config
-from .data import Data, DataError, load_data
+from ..errors import ConfigError, DataError, TrainingError
+from .config import Config, make_config
+from .data import Data, load_data
 from .feed import EpochSync, stream
 from .models import build_model, compile_model
-from .run import Checkpointer, load_history, load_state, new_run_dir, save_model, write_provenance
+from .run import (
+    Checkpointer,
+    load_history,
+    load_state,
+    new_run_dir,
+    run_folder,
+    save_model,
+    write_provenance,
+)
 
 RESUMABLE = {
     "train.epochs",
@@ -48,7 +58,7 @@ class StopOnNaN(keras.callbacks.Callback):
     def _check(self, logs, where: str):
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(float(loss)):
-            raise FloatingPointError(
+            raise TrainingError(
                 f"the training loss became {float(loss)} at epoch {self.epoch + 1}, {where}: lower "
                 "train.learning_rate, check input.scale / input.scale_factor (inputs of order 1) and "
                 f"the targets; the last good checkpoint is in {self.run / 'checkpoints'}"
@@ -96,21 +106,18 @@ def _fit(
     initial_epoch: int,
     history: list,
     state: dict | None,
-    extra: list = (),
+    extra: Sequence[keras.callbacks.Callback] = (),
 ):
     train_stream = stream(data.source("train"), cfg.input)
     has_val = cfg.split.validation > 0
     val_stream = stream(data.source("validation"), cfg.input) if has_val else None
     monitor = cfg.train.monitor or ("val_loss" if has_val else "loss")
-    callbacks = [
-        EpochSync(train_stream),
-        StopOnNaN(run),
-        Checkpointer(run, monitor, cfg.train.epochs, history, state),
-    ]
+    checkpointer = Checkpointer(run, monitor, cfg.train.epochs, history, state)
+    callbacks: list[keras.callbacks.Callback] = [EpochSync(train_stream), StopOnNaN(run), checkpointer]
     if cfg.train.early_stopping:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor=monitor, patience=cfg.train.early_stopping, mode=callbacks[-1].mode
+                monitor=monitor, patience=cfg.train.early_stopping, mode=checkpointer.mode
             )
         )
     if cfg.train.tensorboard:
@@ -150,7 +157,7 @@ def train(
     config_path: str | None = None,
     argv: list[str] | None = None,
     evaluate: bool = True,
-    callbacks: list = (),
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> Path:
     """Train as configured into a new run folder (returned); ``callbacks`` are added to Keras'."""
     _check_tools(cfg)
@@ -174,17 +181,15 @@ def train(
 def resume(
     run: str | Path,
     *,
-    overrides: list[tuple[str, object]] = (),
+    overrides: Sequence[tuple[str, object]] = (),
     argv: list[str] | None = None,
     evaluate: bool = True,
-    callbacks: list = (),
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> Path:
     """Continue the run folder ``run`` from its last completed epoch."""
     from .config import load_file
 
-    run = Path(run)
-    if not (run / "config.yaml").exists():
-        raise FileNotFoundError(f"'{run}' is not a run folder (no config.yaml)")
+    run = run_folder(run)
     refused = [k for k, _ in overrides if k not in RESUMABLE]
     if refused:
         raise ConfigError(

@@ -128,9 +128,9 @@ def origins(prep: ViewPrep, n: int, centres: np.ndarray | None = None) -> np.nda
         corner = (0, 0) if prep.crop == "none" else prep.origin
         return np.tile(np.asarray(corner, np.int64), (n, 1))
     win = np.asarray(prep.window)
-    corner = np.rint(np.asarray(centres, np.float64) - win / 2).astype(np.int64)
+    corners = np.rint(np.asarray(centres, np.float64) - win / 2).astype(np.int64)
     top = np.maximum(np.asarray(prep.shape) - win, 0)
-    return np.clip(corner, 0, top)
+    return np.clip(corners, 0, top)
 
 
 def place(prep: ViewPrep, image, r, c, v, corner: np.ndarray):

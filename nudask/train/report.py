@@ -55,9 +55,9 @@ def plot_history(history: list[dict], folder: Path) -> list[Path]:
 
 
 def plot_confusion(cm: list[list[int]], classes: list[str], path: Path) -> Path:
-    cm = np.asarray(cm, float)
+    counts = np.asarray(cm, float)
     with np.errstate(invalid="ignore"):
-        frac = cm / cm.sum(1, keepdims=True)
+        frac = counts / counts.sum(1, keepdims=True)
     fig, ax = plt.subplots(figsize=(1.2 * len(classes) + 3, 1.1 * len(classes) + 2.5))
     im = ax.imshow(np.nan_to_num(frac), cmap="Blues", vmin=0, vmax=1)
     for i in range(len(classes)):
@@ -65,7 +65,7 @@ def plot_confusion(cm: list[list[int]], classes: list[str], path: Path) -> Path:
             ax.text(
                 j,
                 i,
-                f"{np.nan_to_num(frac[i, j]):.2f}\n({int(cm[i, j])})",
+                f"{np.nan_to_num(frac[i, j]):.2f}\n({int(counts[i, j])})",
                 ha="center",
                 va="center",
                 color="white" if np.nan_to_num(frac[i, j]) > 0.5 else "black",

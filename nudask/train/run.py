@@ -30,6 +30,7 @@ from pathlib import Path
 import keras
 
 from .. import __version__
+from ..errors import NotFoundError
 from .config import Config, ConfigError, dump
 
 STATE = "checkpoints/state.json"
@@ -157,10 +158,18 @@ def monitor_mode(monitor: str) -> str:
     return "max" if any(k in monitor for k in ("acc", "auc")) else "min"
 
 
+def run_folder(run: str | os.PathLike[str]) -> Path:
+    """``run`` as a Path, once it is seen to be a run folder (it has its config.yaml)."""
+    run = Path(run)
+    if not (run / "config.yaml").exists():
+        raise NotFoundError(f"'{run}' is not a run folder (no config.yaml)")
+    return run
+
+
 def load_state(run: Path) -> dict:
     path = Path(run) / STATE
     if not path.exists():
-        raise FileNotFoundError(
+        raise NotFoundError(
             f"'{run}' has no {STATE}: not a nudask run folder, or it was "
             "killed before its first epoch ended (start it again)"
         )

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..errors import DatasetError
 from . import prepare
 from .balance import resample
 
@@ -118,7 +119,7 @@ class Window:
                     arrays.append(arr.values.slice(off[0], off[-1] - off[0]).to_numpy(zero_copy_only=False))
                     off = off - off[0]
                     if offsets is not None and not np.array_equal(off, offsets):
-                        raise ValueError(
+                        raise DatasetError(
                             f"COO column '{name}' does not match the other columns of view "
                             f"'{view}' in row groups {groups.tolist()}: the dataset is corrupt"
                         )
