@@ -52,7 +52,7 @@ def test_train_subcommand_reports_config_errors_in_one_line(capsys):
     err = _fails(["train", "--set", "input.views=[u, v"], capsys)
     assert err.startswith("nudask train: error: --set input.views=[u, v: the value is not valid YAML (")
     err = _fails(["train", "--config", "nowhere.yaml"], capsys)
-    assert err == "nudask train: error: no config file at 'nowhere.yaml'\n"
+    assert err == "nudask train: error: config file 'nowhere.yaml' does not exist\n"
 
 
 def test_python_m_nudask_train_reports_yaml_errors_in_one_line(capsys):

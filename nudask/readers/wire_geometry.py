@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 PLANE_NAMES = ("u", "v", "y")  # local_plane 0, 1 (induction), 2 (collection)
 
