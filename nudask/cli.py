@@ -131,6 +131,9 @@ def _parser() -> argparse.ArgumentParser:
         help="events encoded as PNG to estimate PNG-equivalent size (default 20)",
     )
 
+    s = sub.add_parser("verify", help="check every part of a dataset (size, sha256); exit 1 if any is bad")
+    s.add_argument("dataset")
+
     s = sub.add_parser("show", help="PNG event display of every view of one event")
     s.add_argument("dataset")
     s.add_argument("--event", type=int, default=0, help="row of the event in the dataset")
@@ -230,19 +233,32 @@ def _show(a: argparse.Namespace) -> None:
     print(f"wrote {show_event(open_dataset(a.dataset), a.event, out)}")
 
 
-COMMANDS = {"simulate": _simulate, "preprocess": _preprocess, "describe": _describe, "show": _show}
+def _verify(a: argparse.Namespace) -> int:
+    from .dataset.verify import verify
+
+    bad = verify(a.dataset)
+    for failure in bad:
+        print(f"{failure.path}: {failure.error}")
+    if not bad:
+        print(f"nudask verify: {a.dataset}: every part is as written")
+    return 1 if bad else 0
+
+
+COMMANDS = {
+    "simulate": _simulate, "preprocess": _preprocess, "describe": _describe, "show": _show,
+    "verify": _verify,
+}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from .errors import InputError
+    from .errors import InputError, NudaskError
 
     try:
-        COMMANDS[args.command](args)
-    except (InputError, ValueError, FileExistsError, FileNotFoundError, IndexError) as err:
+        return COMMANDS[args.command](args) or 0
+    except (NudaskError, InputError, ValueError, FileExistsError, FileNotFoundError, IndexError) as err:
         print(f"nudask {args.command}: error: {err}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from . import config
 from .dataset import Dataset, open_dataset
 from .dataset.manifest import MANIFEST, part_name
 from .dataset.write import events_to_table, file_sha256, write_parquet
-from .errors import ConfigError, InputError
+from .errors import ConfigError, DatasetError, InputError
 from .events import Chunk
 from .readers import Reader, get_reader, guess_reader
 from .records import ChunkResult, Failure, InputFile, Manifest, PartFile
@@ -194,7 +194,7 @@ def run_chunk(
     written = tuple(c for c in chunks if not any(f.path == c.path and f.start == c.start for f in failed))
     table = events_to_table(events, sources, schema)
     info = write_parquet(table, os.path.join(out, part_name(chunks)), **storage)
-    part = PartFile(info["name"], info["rows"], info["bytes"], info["sha256"], written)
+    part = PartFile(info["name"], info["rows"], info["bytes"], info["sha256"], written, info["footer_sha256"])
     return ChunkResult(tuple(chunks), part, round(time.perf_counter() - t0, 3), worker, failed=tuple(failed))
 
 
@@ -332,7 +332,7 @@ def preprocess(
         resuming = prepare_output(out, spec, overwrite=overwrite)
         done = finished_chunks(out, the_plan.tasks) if resuming else {}
         todo = [t for t in the_plan.tasks if t not in done]
-        if not todo and is_complete(out):
+        if not todo and is_complete(out) and _manifest_matches(out, done):
             if progress:
                 print(f"nudask: {out} is complete; nothing to do", flush=True)
             return open_dataset(out)
@@ -348,14 +348,18 @@ def preprocess(
                 sums = []
                 if config.get("preprocess.checksum", checksum):
                     sums = cl.map(file_sha256, [i.path for i in the_plan.inputs], pure=False)
-                new = _run(
-                    cl,
-                    bag,
-                    todo,
-                    journal=journal,
-                    on_error=on_error,
-                    retries=int(config.get("preprocess.retries", retries)),
-                    progress=progress,
+                new = (
+                    _run(
+                        cl,
+                        bag,
+                        todo,
+                        journal=journal,
+                        on_error=on_error,
+                        retries=int(config.get("preprocess.retries", retries)),
+                        progress=progress,
+                    )
+                    if todo
+                    else []
                 )
                 run_log.add_chunks(new)  # this run's chunks only: events/s of this run
                 run_log.extra["resumed_chunks"] = len(done)
@@ -375,6 +379,15 @@ def preprocess(
             flush=True,
         )
     return open_dataset(out)
+
+
+def _manifest_matches(out: str, done: dict[tuple[Chunk, ...], ChunkResult]) -> bool:
+    """Whether the manifest at ``out`` lists exactly the verified parts of ``done``."""
+    try:
+        listed = {(p.name, p.bytes, p.sha256) for p in Manifest.read(out).files}
+    except DatasetError:
+        return False
+    return listed == {(r.part.name, r.part.bytes, r.part.sha256) for r in done.values() if r.part}
 
 
 def _manifest(
