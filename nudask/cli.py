@@ -84,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
         help="raise: stop on the first bad input (default); skip: finish the rest",
     )
     s.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    s.add_argument(
+        "--update", action="store_true", help="redo the chunks of inputs changed since the last run"
+    )
     s.add_argument("--eight-bit", action="store_true", help="store 8-bit values (lossy, PNG-like)")
     s.add_argument("--scheduler", help="address of a running Dask scheduler to use")
     s.add_argument("--workers", type=int, help="workers of the local cluster (default: one per core)")
@@ -181,6 +184,7 @@ def _preprocess(a: argparse.Namespace) -> None:
         events_per_chunk=a.events_per_chunk,
         on_error=a.on_error,
         overwrite=a.overwrite,
+        update=a.update,
         eight_bit=a.eight_bit or None,
     )
     if a.dry_run:

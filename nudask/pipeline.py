@@ -30,7 +30,7 @@ from .errors import ConfigError, DatasetError, InputError
 from .events import Chunk
 from .readers import Reader, get_reader, guess_reader
 from .records import ChunkResult, Failure, InputFile, Manifest, PartFile
-from .resume import Journal, finished_chunks, is_complete, prepare_output
+from .resume import Journal, changed_inputs, finished_chunks, is_complete, prepare_output, record_inputs
 from .schema import SCHEMA_VERSION, build_schema, merge_fields, merge_views
 
 ON_ERROR = ("raise", "skip")
@@ -68,16 +68,39 @@ LOCAL_PLAN_FILES = 16  # more inputs than this are planned by the workers, in ba
 PLAN_BATCH = 64
 
 
-def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
-    """Absolute paths of ``inputs``; glob patterns are expanded, order kept."""
+class Inputs(list):
+    """The input paths found (a list), and the patterns that matched nothing."""
+
+    def __init__(self, paths=(), unmatched=()):
+        super().__init__(paths)
+        self.unmatched: list[str] = list(unmatched)
+
+
+def expand_inputs(
+    inputs: str | os.PathLike | Iterable[str | os.PathLike], *, on_error: str = "raise"
+) -> Inputs:
+    """Absolute paths of ``inputs``, order kept.
+
+    A path that exists is that file, whatever characters it holds; only one
+    that does not exist is expanded as a glob pattern. A pattern (or path)
+    matching nothing is an :class:`InputError`, or with ``on_error="skip"``
+    is listed in the result's ``unmatched``.
+    """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
-    out: list[str] = []
+    out = Inputs()
     for item in map(os.fspath, inputs):
-        matches = sorted(glob.glob(item)) if glob.has_magic(item) else [item]
+        matches = [item] if os.path.exists(item) else sorted(glob.glob(item))
+        if not matches:
+            if on_error == "raise":
+                raise InputError(item, "no such file, and no input files match it as a pattern",
+                                 "check the path or pattern")  # fmt: skip
+            out.unmatched.append(item)
         out += [os.path.abspath(m) for m in matches]
     if not out:
-        raise InputError(str(list(inputs)), "no input files match", "check the paths or patterns")
+        raise InputError(
+            ", ".join(out.unmatched) or "[]", "no input files match", "check the paths or patterns"
+        )
     return out
 
 
@@ -271,6 +294,7 @@ def preprocess(
     events_per_chunk: int | None = None,
     on_error: str | None = None,
     overwrite: bool = False,
+    update: bool = False,
     eight_bit: bool | None = None,
     row_group_events: int | None = None,
     compression: str | None = None,
@@ -289,14 +313,16 @@ def preprocess(
     bad input stops the run, before anything is written when the file can be
     seen to be bad up front. Running the same call again resumes a run that
     was cut short and does nothing for a finished dataset; other settings
-    against an existing output are refused unless ``overwrite=True``.
+    against an existing output are refused unless ``overwrite=True``. An input
+    whose size, mtime (or recorded sha256) changed since is refused, or its
+    chunks are redone with ``update=True``.
 
     Returns the dataset, opened.
     """
     on_error = config.get("preprocess.on-error", on_error)
     if on_error not in ON_ERROR:
         raise ConfigError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
-    paths = expand_inputs(inputs)
+    paths = expand_inputs(inputs, on_error=on_error)
     out = os.path.abspath(os.fspath(out))
     rdr = get_reader(reader or guess_reader(paths[0]), **(reader_options or {}))
     settings, storage = _settings(
@@ -317,6 +343,7 @@ def preprocess(
             paths, rdr, on_error=on_error, client=get_client() if len(paths) > LOCAL_PLAN_FILES else None,
             **settings,
         )  # fmt: skip
+        the_plan.failed += [Failure(p, "no input files match this path or pattern") for p in paths.unmatched]
         if the_plan.schema is None:
             raise InputError(
                 paths[0] if len(paths) == 1 else f"{len(paths)} inputs",
@@ -327,10 +354,21 @@ def preprocess(
             "reader": rdr.name,
             "reader_options": rdr.options(),
             "settings": {**settings, **storage},
-            "inputs": paths,
+            "inputs": list(paths),
         }
         resuming = prepare_output(out, spec, overwrite=overwrite)
         done = finished_chunks(out, the_plan.tasks) if resuming else {}
+        changed = changed_inputs(out, the_plan.inputs) if resuming else {}
+        if changed and not update:
+            path, why = next(iter(changed.items()))
+            raise InputError(
+                path, f"changed since the dataset was written ({why})"
+                + (f"; {len(changed) - 1} other input(s) changed too" if len(changed) > 1 else ""),
+                "pass update=True (--update) to redo its chunks, or overwrite=True (--overwrite)",
+            )  # fmt: skip
+        if changed:
+            done = {t: r for t, r in done.items() if not any(c.path in changed for c in t)}
+        record_inputs(out, the_plan.inputs)
         todo = [t for t in the_plan.tasks if t not in done]
         if not todo and is_complete(out) and _manifest_matches(out, done):
             if progress:

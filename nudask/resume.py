@@ -16,10 +16,11 @@ import shutil
 from .dataset.manifest import MANIFEST, part_name
 from .dataset.write import file_sha256
 from .events import Chunk
-from .records import ChunkResult
+from .records import ChunkResult, InputFile, Manifest
 
 RUN_FILE = "_run.json"
 JOURNAL = "_journal.jsonl"
+INPUTS = "_inputs.json"  # size, mtime (sha256 once computed) of each input of the run
 
 
 def _is_nudask_file(name: str) -> bool:
@@ -102,3 +103,48 @@ class Journal:
 
 def is_complete(out: str) -> bool:
     return os.path.exists(os.path.join(out, MANIFEST))
+
+
+def _recorded_inputs(out: str) -> dict[str, InputFile]:
+    """The inputs an earlier run of ``out`` saw: its manifest's (with sha256), else ``_inputs.json``."""
+    recorded: dict[str, InputFile] = {}
+    path = os.path.join(out, INPUTS)
+    if os.path.exists(path):
+        with open(path) as f:
+            recorded = {i.path: i for i in map(InputFile.from_json, json.load(f))}
+    if is_complete(out):
+        try:
+            recorded.update({i.path: i for i in Manifest.read(out).inputs})
+        except ValueError:
+            pass
+    return recorded
+
+
+def changed_inputs(out: str, inputs: list[InputFile]) -> dict[str, str]:
+    """Inputs whose size, mtime or (when recorded) sha256 differ from an earlier run's: path -> how."""
+    recorded = _recorded_inputs(out)
+    changed = {}
+    for now in inputs:
+        before = recorded.get(now.path)
+        if before is None:
+            continue
+        if before.size != now.size:
+            changed[now.path] = f"size {before.size} -> {now.size} bytes"
+        elif before.mtime is not None and now.mtime is not None and before.mtime != now.mtime:
+            changed[now.path] = f"modified since (mtime {before.mtime} -> {now.mtime})"
+        elif before.sha256 is not None and file_sha256(now.path) != before.sha256:
+            changed[now.path] = "sha256 differs"
+    return changed
+
+
+def record_inputs(out: str, inputs: list[InputFile]) -> None:
+    """Save what this run sees of its inputs (atomically), for the next run to compare."""
+    path = os.path.join(out, INPUTS)
+    records = [i.to_json() for i in inputs]
+    if os.path.exists(path):
+        with open(path) as f:
+            if json.load(f) == records:
+                return
+    with open(f"{path}.tmp", "w") as f:
+        json.dump(records, f, indent=1)
+    os.replace(f"{path}.tmp", path)
