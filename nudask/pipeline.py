@@ -28,9 +28,18 @@ from .dataset.manifest import MANIFEST, part_name
 from .dataset.write import events_to_table, file_sha256, write_parquet
 from .errors import ConfigError, DatasetError, InputError
 from .events import Chunk
+from .lock import locked
 from .readers import Reader, get_reader, guess_reader
 from .records import ChunkResult, Failure, InputFile, Manifest, PartFile
-from .resume import Journal, changed_inputs, finished_chunks, is_complete, prepare_output, record_inputs
+from .resume import (
+    Journal,
+    changed_inputs,
+    clean_temporary,
+    finished_chunks,
+    is_complete,
+    prepare_output,
+    record_inputs,
+)
 from .schema import SCHEMA_VERSION, build_schema, merge_fields, merge_views
 
 ON_ERROR = ("raise", "skip")
@@ -322,8 +331,8 @@ def preprocess(
     on_error = config.get("preprocess.on-error", on_error)
     if on_error not in ON_ERROR:
         raise ConfigError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
-    paths = expand_inputs(inputs, on_error=on_error)
     out = os.path.abspath(os.fspath(out))
+    paths = expand_inputs(inputs, on_error=on_error)
     rdr = get_reader(reader or guess_reader(paths[0]), **(reader_options or {}))
     settings, storage = _settings(
         events_per_chunk, eight_bit, row_group_events, compression, compression_level
@@ -332,6 +341,8 @@ def preprocess(
     from .monitor import monitor_run
 
     with contextlib.ExitStack() as stack:
+        stack.enter_context(locked(out))  # one writer per dataset, for the whole run
+        stack.callback(clean_temporary, out)  # at the end of the run, whatever its fate
         clients: list = []
 
         def get_client():  # a LocalCluster starts only when there is work for it

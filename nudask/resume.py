@@ -9,6 +9,7 @@ run killed at any point loses at most the chunks in flight.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ import shutil
 from .dataset.manifest import MANIFEST, part_name
 from .dataset.write import file_sha256
 from .events import Chunk
+from .lock import LOCK
 from .records import ChunkResult, InputFile, Manifest
 
 RUN_FILE = "_run.json"
@@ -29,7 +31,7 @@ def _is_nudask_file(name: str) -> bool:
 
 def prepare_output(out: str, spec: dict, *, overwrite: bool) -> bool:
     """Make ``out`` ready for a run with ``spec``; True if an earlier run can be resumed."""
-    names = os.listdir(out) if os.path.isdir(out) else []
+    names = [n for n in (os.listdir(out) if os.path.isdir(out) else []) if n != LOCK]
     if names and not all(_is_nudask_file(n) for n in names):
         raise FileExistsError(
             f"output '{out}' holds files that are not nudask's ({sorted(names)[:3]}...): "
@@ -47,17 +49,30 @@ def prepare_output(out: str, spec: dict, *, overwrite: bool) -> bool:
             f"output '{out}' was written with other settings (changed: {', '.join(changed)}); "
             "pass overwrite=True (--overwrite) to replace it, or choose another --out"
         )
-    if overwrite and names:
-        shutil.rmtree(out)
+    if overwrite and names:  # under the run's lock; the manifest first, so none names missing parts
+        if MANIFEST in names:
+            os.remove(os.path.join(out, MANIFEST))
+        for name in names:
+            path = os.path.join(out, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            elif os.path.lexists(path):
+                os.remove(path)
         previous = None
     os.makedirs(out, exist_ok=True)
-    for name in os.listdir(out):  # files of writes cut short by a kill
-        if name.endswith(".tmp"):
-            os.remove(os.path.join(out, name))
+    clean_temporary(out)  # files of writes cut short by a kill
     if previous != spec:
         with open(os.path.join(out, RUN_FILE), "w") as f:
             json.dump(spec, f, indent=1)
     return previous is not None
+
+
+def clean_temporary(out: str) -> None:
+    """Remove the temporary files of writes that did not finish (``.part-*.tmp``, ``*.tmp``)."""
+    for name in os.listdir(out) if os.path.isdir(out) else []:
+        if name.endswith(".tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(out, name))
 
 
 def finished_chunks(out: str, tasks: list[tuple[Chunk, ...]]) -> dict[tuple[Chunk, ...], ChunkResult]:
