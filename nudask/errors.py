@@ -48,3 +48,11 @@ class DatasetNotFound(DatasetError, FileNotFoundError):
 
 class OutputError(NudaskError, OSError):
     """An output that cannot be written (exists with other settings, locked, disk full, ...)."""
+
+
+def output_error(path: str | os.PathLike[str], err: OSError) -> OutputError:
+    """One line for an ``OSError`` writing ``path``: the path and the errno's name."""
+    import errno
+
+    name = errno.errorcode.get(err.errno, str(err.errno)) if err.errno else type(err).__name__
+    return OutputError(f"cannot write '{os.fspath(path)}' ({name}: {err.strerror or err})")

@@ -26,7 +26,7 @@ from . import config
 from .dataset import Dataset, open_dataset
 from .dataset.manifest import MANIFEST, part_name
 from .dataset.write import events_to_table, file_sha256, write_parquet
-from .errors import ConfigError, DatasetError, InputError
+from .errors import ConfigError, DatasetError, InputError, OutputError
 from .events import Chunk
 from .lock import locked
 from .readers import Reader, get_reader, guess_reader
@@ -267,7 +267,9 @@ def _run(
             task = task_of[fut.key]
             if fut.status == "error":
                 err = fut.exception()
-                if on_error == "raise":
+                if on_error == "raise" or isinstance(
+                    err, OutputError
+                ):  # a full disk is not the input's fault
                     raise err
                 result = ChunkResult(task, error=f"{type(err).__name__}: {err}")
             else:

@@ -14,7 +14,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .errors import DatasetError, DatasetNotFound
+from .errors import DatasetError, DatasetNotFound, output_error
 from .events import Chunk
 
 MANIFEST = "_manifest.json"  # "_" prefix: Parquet readers skip it
@@ -195,10 +195,13 @@ class Manifest:
         """Write atomically into ``folder`` (the last file a run writes)."""
         path = os.path.join(folder, MANIFEST)
         tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.to_json(), f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "w") as f:
+                json.dump(self.to_json(), f, indent=1)
+                f.write("\n")
+            os.replace(tmp, path)
+        except OSError as err:
+            raise output_error(path, err) from None
         return path
 
     @classmethod

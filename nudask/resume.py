@@ -16,6 +16,7 @@ import shutil
 
 from .dataset.manifest import MANIFEST, part_name
 from .dataset.write import file_sha256
+from .errors import output_error
 from .events import Chunk
 from .lock import LOCK
 from .records import ChunkResult, InputFile, Manifest
@@ -106,14 +107,22 @@ class Journal:
     """Append-only record of finished tasks (one JSON line each, flushed)."""
 
     def __init__(self, out: str):
-        self._f = open(os.path.join(out, JOURNAL), "a")
+        self.path = os.path.join(out, JOURNAL)
+        try:
+            self._f = open(self.path, "a")
+        except OSError as err:
+            raise output_error(self.path, err) from None
 
     def add(self, result: ChunkResult) -> None:
-        self._f.write(json.dumps(result.to_json()) + "\n")
-        self._f.flush()
+        try:
+            self._f.write(json.dumps(result.to_json()) + "\n")
+            self._f.flush()
+        except OSError as err:
+            raise output_error(self.path, err) from None
 
     def close(self) -> None:
-        self._f.close()
+        with contextlib.suppress(OSError):  # a failed flush was reported by add
+            self._f.close()
 
 
 def is_complete(out: str) -> bool:

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import InputError
+from ..errors import InputError, OutputError, output_error
 from ..events import Coo, Event, ViewSpec
 from ..schema import ID_COLUMNS, coord_columns, image_columns, value_columns, views_of
 from ..sparse import to_coo, to_dense
@@ -162,6 +162,10 @@ def write_parquet(
         )
         digest, footer = file_sha256(tmp), footer_sha256(tmp)
         os.replace(tmp, path)
+    except OutputError:
+        raise
+    except OSError as err:  # disk full, quota, read-only: one line naming the file
+        raise output_error(path, err) from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
