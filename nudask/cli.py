@@ -90,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
         help="raise: stop on the first bad input (default); skip: finish the rest",
     )
     s.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    s.add_argument(
+        "--update", action="store_true", help="redo the chunks of inputs changed since the last run"
+    )
     s.add_argument("--eight-bit", action="store_true", help="store 8-bit values (lossy, PNG-like)")
     s.add_argument("--scheduler", help="address of a running Dask scheduler to use")
     s.add_argument("--workers", type=int, help="workers of the local cluster (default: one per core)")
@@ -146,6 +149,9 @@ def _parser() -> argparse.ArgumentParser:
         default=20,
         help="events encoded as PNG to estimate PNG-equivalent size (default 20)",
     )
+
+    s = sub.add_parser("verify", help="check every part of a dataset (size, sha256); exit 1 if any is bad")
+    s.add_argument("dataset")
 
     s = sub.add_parser("show", help="PNG event display of every view of one event")
     s.add_argument("dataset")
@@ -210,6 +216,7 @@ def _preprocess(a: argparse.Namespace) -> None:
         events_per_chunk=a.events_per_chunk,
         on_error=a.on_error,
         overwrite=a.overwrite,
+        update=a.update,
         eight_bit=a.eight_bit or None,
     )
     tls = {k: getattr(a, k) for k in ("tls", "tls_cert", "tls_key", "tls_ca") if getattr(a, k) is not None}
@@ -267,6 +274,17 @@ def _show(a: argparse.Namespace) -> None:
     print(f"wrote {show_event(open_dataset(a.dataset), a.event, out)}")
 
 
+def _verify(a: argparse.Namespace) -> int:
+    from .dataset.verify import verify
+
+    bad = verify(a.dataset)
+    for failure in bad:
+        print(f"{failure.path}: {failure.error}")
+    if not bad:
+        print(f"nudask verify: {a.dataset}: every part is as written")
+    return 1 if bad else 0
+
+
 def _readers(a: argparse.Namespace) -> None:
     from .readers import describe_readers
 
@@ -286,6 +304,7 @@ COMMANDS = {
     "preprocess": _preprocess,
     "describe": _describe,
     "show": _show,
+    "verify": _verify,
     "readers": _readers,
     "train": _train,
     "evaluate": _evaluate,

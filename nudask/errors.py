@@ -86,3 +86,11 @@ def exit_on_error(prog: str) -> Iterator[None]:
         message = " ".join(str(err).split()) or type(err).__name__
         print(f"{prog}: error: {message}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def output_error(path: str | os.PathLike[str], err: OSError) -> OutputError:
+    """One line for an ``OSError`` writing ``path``: the path and the errno's name."""
+    import errno
+
+    name = errno.errorcode.get(err.errno, str(err.errno)) if err.errno else type(err).__name__
+    return OutputError(f"cannot write '{os.fspath(path)}' ({name}: {err.strerror or err})")

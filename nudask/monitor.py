@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -184,7 +185,7 @@ def monitor_run(
     try:
         with client.as_current(), _WorkerWatch(client, log, interval):
             if report:
-                with performance_report(filename=os.path.join(out_dir, REPORT)):
+                with _safe(performance_report(filename=os.path.join(out_dir, REPORT)), REPORT):
                     yield log
             else:
                 yield log
@@ -201,7 +202,41 @@ def monitor_run(
             log.seconds_to_first_worker = round(max(0.0, first - epoch0), 3)
         if log.events is not None and log.seconds > 0:
             log.events_per_second = round(log.events / log.seconds, 3)
-        write_run_log(out_dir, log)
+        try:  # written last; its own failure never hides the run's result or first error
+            write_run_log(out_dir, log)
+        except Exception as err:
+            warnings.warn(f"nudask: could not write {RUN_LOG} in '{out_dir}' ({_why(err)})", stacklevel=3)
+
+
+def _why(err: BaseException) -> str:
+    import errno
+
+    if isinstance(err, OSError) and err.errno:
+        return f"{errno.errorcode.get(err.errno, err.errno)}: {err.strerror or err}"
+    return f"{type(err).__name__}: {err}"
+
+
+@contextmanager
+def _safe(cm, what: str) -> Iterator[None]:
+    """Enter ``cm`` (a report writer); a failure of its own to start or save is a warning."""
+    try:
+        cm.__enter__()
+    except Exception as err:
+        warnings.warn(f"nudask: could not start {what} ({_why(err)})", stacklevel=3)
+        yield
+        return
+    try:
+        yield
+    except BaseException as first:
+        try:
+            cm.__exit__(type(first), first, first.__traceback__)
+        except Exception as err:
+            warnings.warn(f"nudask: could not write {what} ({_why(err)})", stacklevel=3)
+        raise
+    try:
+        cm.__exit__(None, None, None)
+    except Exception as err:
+        warnings.warn(f"nudask: could not write {what} ({_why(err)})", stacklevel=3)
 
 
 def write_run_log(out_dir: str, log: RunLog) -> str:

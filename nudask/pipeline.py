@@ -26,11 +26,20 @@ from . import config
 from .dataset import Dataset, open_dataset
 from .dataset.manifest import MANIFEST, part_name
 from .dataset.write import events_to_table, file_sha256, write_parquet
-from .errors import ConfigError, InputError
+from .errors import ConfigError, DatasetError, InputError, OutputError
 from .events import Chunk
+from .lock import locked
 from .readers import Reader, get_reader, guess_reader
 from .records import ChunkResult, Failure, InputFile, Manifest, PartFile
-from .resume import Journal, finished_chunks, is_complete, prepare_output
+from .resume import (
+    Journal,
+    changed_inputs,
+    clean_temporary,
+    finished_chunks,
+    is_complete,
+    prepare_output,
+    record_inputs,
+)
 from .schema import SCHEMA_VERSION, build_schema, merge_fields, merge_views
 
 ON_ERROR = ("raise", "skip")
@@ -68,16 +77,39 @@ LOCAL_PLAN_FILES = 16  # more inputs than this are planned by the workers, in ba
 PLAN_BATCH = 64
 
 
-def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
-    """Absolute paths of ``inputs``; glob patterns are expanded, order kept."""
+class Inputs(list):
+    """The input paths found (a list), and the patterns that matched nothing."""
+
+    def __init__(self, paths=(), unmatched=()):
+        super().__init__(paths)
+        self.unmatched: list[str] = list(unmatched)
+
+
+def expand_inputs(
+    inputs: str | os.PathLike | Iterable[str | os.PathLike], *, on_error: str = "raise"
+) -> Inputs:
+    """Absolute paths of ``inputs``, order kept.
+
+    A path that exists is that file, whatever characters it holds; only one
+    that does not exist is expanded as a glob pattern. A pattern (or path)
+    matching nothing is an :class:`InputError`, or with ``on_error="skip"``
+    is listed in the result's ``unmatched``.
+    """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
-    out: list[str] = []
+    out = Inputs()
     for item in map(os.fspath, inputs):
-        matches = sorted(glob.glob(item)) if glob.has_magic(item) else [item]
+        matches = [item] if os.path.exists(item) else sorted(glob.glob(item))
+        if not matches:
+            if on_error == "raise":
+                raise InputError(item, "no such file, and no input files match it as a pattern",
+                                 "check the path or pattern")  # fmt: skip
+            out.unmatched.append(item)
         out += [os.path.abspath(m) for m in matches]
     if not out:
-        raise InputError(str(list(inputs)), "no input files match", "check the paths or patterns")
+        raise InputError(
+            ", ".join(out.unmatched) or "[]", "no input files match", "check the paths or patterns"
+        )
     return out
 
 
@@ -194,7 +226,7 @@ def run_chunk(
     written = tuple(c for c in chunks if not any(f.path == c.path and f.start == c.start for f in failed))
     table = events_to_table(events, sources, schema)
     info = write_parquet(table, os.path.join(out, part_name(chunks)), **storage)
-    part = PartFile(info["name"], info["rows"], info["bytes"], info["sha256"], written)
+    part = PartFile(info["name"], info["rows"], info["bytes"], info["sha256"], written, info["footer_sha256"])
     return ChunkResult(tuple(chunks), part, round(time.perf_counter() - t0, 3), worker, failed=tuple(failed))
 
 
@@ -235,7 +267,9 @@ def _run(
             task = task_of[fut.key]
             if fut.status == "error":
                 err = fut.exception()
-                if on_error == "raise":
+                if on_error == "raise" or isinstance(
+                    err, OutputError
+                ):  # a full disk is not the input's fault
                     raise err
                 result = ChunkResult(task, error=f"{type(err).__name__}: {err}")
             else:
@@ -271,6 +305,7 @@ def preprocess(
     events_per_chunk: int | None = None,
     on_error: str | None = None,
     overwrite: bool = False,
+    update: bool = False,
     eight_bit: bool | None = None,
     row_group_events: int | None = None,
     compression: str | None = None,
@@ -289,15 +324,17 @@ def preprocess(
     bad input stops the run, before anything is written when the file can be
     seen to be bad up front. Running the same call again resumes a run that
     was cut short and does nothing for a finished dataset; other settings
-    against an existing output are refused unless ``overwrite=True``.
+    against an existing output are refused unless ``overwrite=True``. An input
+    whose size, mtime (or recorded sha256) changed since is refused, or its
+    chunks are redone with ``update=True``.
 
     Returns the dataset, opened.
     """
     on_error = config.get("preprocess.on-error", on_error)
     if on_error not in ON_ERROR:
         raise ConfigError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
-    paths = expand_inputs(inputs)
     out = os.path.abspath(os.fspath(out))
+    paths = expand_inputs(inputs, on_error=on_error)
     rdr = get_reader(reader or guess_reader(paths[0]), **(reader_options or {}))
     settings, storage = _settings(
         events_per_chunk, eight_bit, row_group_events, compression, compression_level
@@ -306,6 +343,8 @@ def preprocess(
     from .monitor import monitor_run
 
     with contextlib.ExitStack() as stack:
+        stack.enter_context(locked(out))  # one writer per dataset, for the whole run
+        stack.callback(clean_temporary, out)  # at the end of the run, whatever its fate
         clients: list = []
 
         def get_client():  # a LocalCluster starts only when there is work for it
@@ -317,6 +356,7 @@ def preprocess(
             paths, rdr, on_error=on_error, client=get_client() if len(paths) > LOCAL_PLAN_FILES else None,
             **settings,
         )  # fmt: skip
+        the_plan.failed += [Failure(p, "no input files match this path or pattern") for p in paths.unmatched]
         if the_plan.schema is None:
             raise InputError(
                 paths[0] if len(paths) == 1 else f"{len(paths)} inputs",
@@ -327,12 +367,23 @@ def preprocess(
             "reader": rdr.name,
             "reader_options": rdr.options(),
             "settings": {**settings, **storage},
-            "inputs": paths,
+            "inputs": list(paths),
         }
         resuming = prepare_output(out, spec, overwrite=overwrite)
         done = finished_chunks(out, the_plan.tasks) if resuming else {}
+        changed = changed_inputs(out, the_plan.inputs) if resuming else {}
+        if changed and not update:
+            path, why = next(iter(changed.items()))
+            raise InputError(
+                path, f"changed since the dataset was written ({why})"
+                + (f"; {len(changed) - 1} other input(s) changed too" if len(changed) > 1 else ""),
+                "pass update=True (--update) to redo its chunks, or overwrite=True (--overwrite)",
+            )  # fmt: skip
+        if changed:
+            done = {t: r for t, r in done.items() if not any(c.path in changed for c in t)}
+        record_inputs(out, the_plan.inputs)
         todo = [t for t in the_plan.tasks if t not in done]
-        if not todo and is_complete(out):
+        if not todo and is_complete(out) and _manifest_matches(out, done):
             if progress:
                 print(f"nudask: {out} is complete; nothing to do", flush=True)
             return open_dataset(out)
@@ -348,14 +399,18 @@ def preprocess(
                 sums = []
                 if config.get("preprocess.checksum", checksum):
                     sums = cl.map(file_sha256, [i.path for i in the_plan.inputs], pure=False)
-                new = _run(
-                    cl,
-                    bag,
-                    todo,
-                    journal=journal,
-                    on_error=on_error,
-                    retries=int(config.get("preprocess.retries", retries)),
-                    progress=progress,
+                new = (
+                    _run(
+                        cl,
+                        bag,
+                        todo,
+                        journal=journal,
+                        on_error=on_error,
+                        retries=int(config.get("preprocess.retries", retries)),
+                        progress=progress,
+                    )
+                    if todo
+                    else []
                 )
                 run_log.add_chunks(new)  # this run's chunks only: events/s of this run
                 run_log.extra["resumed_chunks"] = len(done)
@@ -375,6 +430,15 @@ def preprocess(
             flush=True,
         )
     return open_dataset(out)
+
+
+def _manifest_matches(out: str, done: dict[tuple[Chunk, ...], ChunkResult]) -> bool:
+    """Whether the manifest at ``out`` lists exactly the verified parts of ``done``."""
+    try:
+        listed = {(p.name, p.bytes, p.sha256) for p in Manifest.read(out).files}
+    except DatasetError:
+        return False
+    return listed == {(r.part.name, r.part.bytes, r.part.sha256) for r in done.values() if r.part}
 
 
 def _manifest(

@@ -14,7 +14,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .errors import DatasetError, DatasetNotFoundError
+from .errors import DatasetError, DatasetNotFoundError, output_error
 from .events import Chunk
 
 MANIFEST = "_manifest.json"  # "_" prefix: Parquet readers skip it
@@ -34,6 +34,7 @@ class PartFile:
     bytes: int
     sha256: str
     chunks: tuple[Chunk, ...] = ()
+    footer_sha256: str | None = None  # checked whenever the part is opened
 
     @property
     def sources(self) -> list[str]:
@@ -43,6 +44,7 @@ class PartFile:
         return {
             "name": self.name, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256,
             "chunks": [asdict(c) for c in self.chunks],
+            **({"footer_sha256": self.footer_sha256} if self.footer_sha256 else {}),
         }  # fmt: skip
 
     @classmethod
@@ -53,7 +55,7 @@ class PartFile:
             chunks = (Chunk(d["source"], reader, int(d["start"]), int(d["stop"])),)
         else:
             chunks = ()
-        return cls(d["name"], int(d["rows"]), int(d["bytes"]), d["sha256"], chunks)
+        return cls(d["name"], int(d["rows"]), int(d["bytes"]), d["sha256"], chunks, d.get("footer_sha256"))
 
 
 @dataclass(frozen=True)
@@ -193,10 +195,13 @@ class Manifest:
         """Write atomically into ``folder`` (the last file a run writes)."""
         path = os.path.join(folder, MANIFEST)
         tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.to_json(), f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "w") as f:
+                json.dump(self.to_json(), f, indent=1)
+                f.write("\n")
+            os.replace(tmp, path)
+        except OSError as err:
+            raise output_error(path, err) from None
         return path
 
     @classmethod

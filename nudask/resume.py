@@ -9,18 +9,21 @@ run killed at any point loses at most the chunks in flight.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 
 from .dataset.manifest import MANIFEST, part_name
 from .dataset.write import file_sha256
-from .errors import OutputExistsError
+from .errors import OutputExistsError, output_error
 from .events import Chunk
-from .records import ChunkResult
+from .lock import LOCK
+from .records import ChunkResult, InputFile, Manifest
 
 RUN_FILE = "_run.json"
 JOURNAL = "_journal.jsonl"
+INPUTS = "_inputs.json"  # size, mtime (sha256 once computed) of each input of the run
 
 
 def _is_nudask_file(name: str) -> bool:
@@ -29,7 +32,7 @@ def _is_nudask_file(name: str) -> bool:
 
 def prepare_output(out: str, spec: dict, *, overwrite: bool) -> bool:
     """Make ``out`` ready for a run with ``spec``; True if an earlier run can be resumed."""
-    names = os.listdir(out) if os.path.isdir(out) else []
+    names = [n for n in (os.listdir(out) if os.path.isdir(out) else []) if n != LOCK]
     if names and not all(_is_nudask_file(n) for n in names):
         raise OutputExistsError(
             f"output '{out}' holds files that are not nudask's ({sorted(names)[:3]}...): "
@@ -47,17 +50,30 @@ def prepare_output(out: str, spec: dict, *, overwrite: bool) -> bool:
             f"output '{out}' was written with other settings (changed: {', '.join(changed)}); "
             "pass overwrite=True (--overwrite) to replace it, or choose another --out"
         )
-    if overwrite and names:
-        shutil.rmtree(out)
+    if overwrite and names:  # under the run's lock; the manifest first, so none names missing parts
+        if MANIFEST in names:
+            os.remove(os.path.join(out, MANIFEST))
+        for name in names:
+            path = os.path.join(out, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            elif os.path.lexists(path):
+                os.remove(path)
         previous = None
     os.makedirs(out, exist_ok=True)
-    for name in os.listdir(out):  # files of writes cut short by a kill
-        if name.endswith(".tmp"):
-            os.remove(os.path.join(out, name))
+    clean_temporary(out)  # files of writes cut short by a kill
     if previous != spec:
         with open(os.path.join(out, RUN_FILE), "w") as f:
             json.dump(spec, f, indent=1)
     return previous is not None
+
+
+def clean_temporary(out: str) -> None:
+    """Remove the temporary files of writes that did not finish (``.part-*.tmp``, ``*.tmp``)."""
+    for name in os.listdir(out) if os.path.isdir(out) else []:
+        if name.endswith(".tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(out, name))
 
 
 def finished_chunks(out: str, tasks: list[tuple[Chunk, ...]]) -> dict[tuple[Chunk, ...], ChunkResult]:
@@ -91,15 +107,68 @@ class Journal:
     """Append-only record of finished tasks (one JSON line each, flushed)."""
 
     def __init__(self, out: str):
-        self._f = open(os.path.join(out, JOURNAL), "a")
+        self.path = os.path.join(out, JOURNAL)
+        try:
+            self._f = open(self.path, "a")
+        except OSError as err:
+            raise output_error(self.path, err) from None
 
     def add(self, result: ChunkResult) -> None:
-        self._f.write(json.dumps(result.to_json()) + "\n")
-        self._f.flush()
+        try:
+            self._f.write(json.dumps(result.to_json()) + "\n")
+            self._f.flush()
+        except OSError as err:
+            raise output_error(self.path, err) from None
 
     def close(self) -> None:
-        self._f.close()
+        with contextlib.suppress(OSError):  # a failed flush was reported by add
+            self._f.close()
 
 
 def is_complete(out: str) -> bool:
     return os.path.exists(os.path.join(out, MANIFEST))
+
+
+def _recorded_inputs(out: str) -> dict[str, InputFile]:
+    """The inputs an earlier run of ``out`` saw: its manifest's (with sha256), else ``_inputs.json``."""
+    recorded: dict[str, InputFile] = {}
+    path = os.path.join(out, INPUTS)
+    if os.path.exists(path):
+        with open(path) as f:
+            recorded = {i.path: i for i in map(InputFile.from_json, json.load(f))}
+    if is_complete(out):
+        try:
+            recorded.update({i.path: i for i in Manifest.read(out).inputs})
+        except ValueError:
+            pass
+    return recorded
+
+
+def changed_inputs(out: str, inputs: list[InputFile]) -> dict[str, str]:
+    """Inputs whose size, mtime or (when recorded) sha256 differ from an earlier run's: path -> how."""
+    recorded = _recorded_inputs(out)
+    changed = {}
+    for now in inputs:
+        before = recorded.get(now.path)
+        if before is None:
+            continue
+        if before.size != now.size:
+            changed[now.path] = f"size {before.size} -> {now.size} bytes"
+        elif before.mtime is not None and now.mtime is not None and before.mtime != now.mtime:
+            changed[now.path] = f"modified since (mtime {before.mtime} -> {now.mtime})"
+        elif before.sha256 is not None and file_sha256(now.path) != before.sha256:
+            changed[now.path] = "sha256 differs"
+    return changed
+
+
+def record_inputs(out: str, inputs: list[InputFile]) -> None:
+    """Save what this run sees of its inputs (atomically), for the next run to compare."""
+    path = os.path.join(out, INPUTS)
+    records = [i.to_json() for i in inputs]
+    if os.path.exists(path):
+        with open(path) as f:
+            if json.load(f) == records:
+                return
+    with open(f"{path}.tmp", "w") as f:
+        json.dump(records, f, indent=1)
+    os.replace(f"{path}.tmp", path)

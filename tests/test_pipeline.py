@@ -15,7 +15,7 @@ from nudask.dataset.manifest import MANIFEST
 from nudask.errors import InputError
 from nudask.pipeline import expand_inputs
 from nudask.readers.microboone import MicroBooNEReader
-from nudask.resume import JOURNAL, RUN_FILE
+from nudask.resume import INPUTS, JOURNAL, RUN_FILE
 from nudask.sparse import to_dense
 
 SMALL = {"geometry": "small"}
@@ -69,7 +69,7 @@ def test_manifest_records_inputs_settings_and_files(bnb_files, tmp_path, client)
     assert all(len(i["sha256"]) == 64 and i["size"] == os.path.getsize(i["path"]) for i in m["inputs"])
     assert sum(f["rows"] for f in m["files"]) == 16 and m["failed"] == []
     names = sorted(os.listdir(tmp_path / "ds"))
-    expected = [MANIFEST, RUN_FILE, JOURNAL, "_performance.html", "_run_log.json"]
+    expected = [MANIFEST, RUN_FILE, JOURNAL, INPUTS, "_performance.html", "_run_log.json"]
     expected += [f["name"] for f in m["files"]]
     assert names == sorted(expected)  # and no temporary file left behind
     assert all(f["rows"] == sum(c["stop"] - c["start"] for c in f["chunks"]) for f in m["files"])

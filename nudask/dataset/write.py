@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import InputError
+from ..errors import InputError, OutputError, output_error
 from ..events import Coo, Event, ViewSpec
 from ..schema import ID_COLUMNS, coord_columns, image_columns, value_columns, views_of
 from ..sparse import to_coo, to_dense
@@ -157,14 +157,22 @@ def write_parquet(
             table,
             tmp,
             row_group_size=row_group_events,
+            write_page_checksum=True,
             **parquet_options(table.schema, compression, compression_level),
         )
-        digest = file_sha256(tmp)
+        digest, footer = file_sha256(tmp), footer_sha256(tmp)
         os.replace(tmp, path)
+    except OutputError:
+        raise
+    except OSError as err:  # disk full, quota, read-only: one line naming the file
+        raise output_error(path, err) from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    return {"name": name, "rows": table.num_rows, "bytes": os.path.getsize(path), "sha256": digest}
+    return {
+        "name": name, "rows": table.num_rows, "bytes": os.path.getsize(path), "sha256": digest,
+        "footer_sha256": footer,
+    }  # fmt: skip
 
 
 def file_sha256(path: str, block: int = 1 << 22) -> str:
@@ -173,3 +181,21 @@ def file_sha256(path: str, block: int = 1 << 22) -> str:
         while chunk := f.read(block):
             h.update(chunk)
     return h.hexdigest()
+
+
+def footer_sha256(path: str) -> str:
+    """sha256 of a Parquet file's footer (metadata, its length, the magic): cheap to check on open.
+
+    Page checksums cover the data pages; this covers what they do not (schema, offsets).
+    """
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        if size < 12:
+            raise OSError(f"'{path}' is too short for a Parquet file ({size} bytes)")
+        f.seek(size - 8)
+        length = int.from_bytes(f.read(4), "little") + 8
+        if length > size - 4:
+            raise OSError(f"'{path}' has a footer length of {length} bytes, beyond the file")
+        f.seek(size - length)
+        return hashlib.sha256(f.read(length)).hexdigest()

@@ -95,7 +95,7 @@ class Window:
         cols = [c for cs in views.values() for c in cs]
         for k in np.unique(layout.rg_file[groups]):
             mine = groups[layout.rg_file[groups] == k]
-            pf = pq.ParquetFile(layout.files[k], metadata=layout.metadata[k])
+            pf = pq.ParquetFile(layout.files[k], metadata=layout.metadata[k], page_checksum_verification=True)
             # decoded in this (worker) thread: parallelism comes from the workers, and no extra
             # threads compete with the model for the cores
             tables.append(pf.read_row_groups(layout.rg_local[mine].tolist(), columns=cols, use_threads=False))
