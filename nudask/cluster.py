@@ -212,8 +212,9 @@ def submit_host_address() -> str:
     except OSError:
         infos = []
     for *_, sockaddr in infos:
-        if not _is_loopback(sockaddr[0]):
-            return sockaddr[0]
+        host = str(sockaddr[0])
+        if not _is_loopback(host):
+            return host
     raise ConfigError(
         "cannot find this host's address for the scheduler (no default route, and the hostname "
         "resolves to loopback only): set the profile's interface, e.g. --cluster-option interface=ib0"
@@ -428,7 +429,7 @@ def _slurm_cluster_class() -> type:
         from distributed.utils import format_dashboard_link
 
         # same name as its base: worker names stay "SLURMCluster-N"
-        class SLURMCluster(import_jobqueue().SLURMCluster):
+        class SLURMCluster(import_jobqueue().SLURMCluster):  # type: ignore[misc, name-defined]
             _nudask_cleanup: weakref.finalize | None = None
 
             @property

@@ -389,7 +389,7 @@ def plot_summary(ds, summary: dict[str, Any], out_dir: str | os.PathLike) -> lis
             v = v[np.isfinite(v)]
             ax.hist(
                 v,
-                bins=bins,
+                bins=list(bins),
                 histtype="step",
                 linewidth=1.8,
                 label=f"{k} ({v.size}, mean {v.mean():.2f} {unit})" if v.size else f"{k} (0)",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,4 +127,4 @@ class Event:
     id: EventId
     index: int  # row of the event in its source file
     metadata: dict[str, Any] = field(default_factory=dict)
-    images: dict[str, Coo | np.ndarray] = field(default_factory=dict)  # a dense view may give an array
+    images: Mapping[str, Coo | np.ndarray] = field(default_factory=dict)  # a dense view may give an array

@@ -98,7 +98,7 @@ def expand_inputs(
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     out = Inputs()
-    for item in map(os.fspath, inputs):
+    for item in (os.fspath(i) for i in inputs):
         matches = [item] if os.path.exists(item) else sorted(glob.glob(item))
         if not matches:
             if on_error == "raise":

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, replace
 
+import numpy as np
 import pyarrow as pa
 
 from . import __version__
@@ -127,6 +128,21 @@ def view_spec(v: dict) -> ViewSpec:
 
 def views_of(schema: pa.Schema) -> dict[str, ViewSpec]:
     return {name: view_spec(v) for name, v in schema_info(schema).get("views", {}).items()}
+
+
+def choose_kind(view: ViewSpec, occupancy: float) -> str:
+    """``dense`` when every pixel costs fewer bytes than the COO entries at this occupancy.
+
+    A reader whose images are mostly non-zero (raw CCD frames) picks ``dense``
+    with it; sparse readouts stay ``coo``.
+
+    >>> v = ViewSpec("f", ("row", "col"), (100, 100), "int32")
+    >>> choose_kind(v, 0.9), choose_kind(v, 0.05)
+    ('dense', 'coo')
+    """
+    value = sum(np.dtype(t).itemsize for _, t in view.channels)
+    index = sum(index_dtype(n).itemsize for n in view.shape)
+    return "dense" if occupancy * (value + index) >= value else "coo"
 
 
 def merge_views(views: dict[str, ViewSpec], more: dict[str, ViewSpec], path: str) -> dict[str, ViewSpec]:

@@ -59,6 +59,7 @@ import keyword
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -111,7 +112,7 @@ class Node:
     pos: int
     token: str
     args: tuple = ()
-    value: object = None
+    value: Any = None  # a literal, or the operator tokens / list items of the node
 
 
 def _where(tok: Token) -> str:
@@ -151,7 +152,7 @@ class _Parser:
             if m:
                 end = m.end()
                 if end < len(text) and (text[end].isalnum() or text[end] in "_."):
-                    bad = re.match(r"[\w.]+", text[i:]).group()
+                    bad = re.match(r"[\w.]+", text[i:]).group()  # type: ignore[union-attr]  # text[i] is a digit
                     raise self.refuse(Token("num", bad, i), "not a number (nor a column name)")
                 yield Token("num", m.group(), i)
                 i = end

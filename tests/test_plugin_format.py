@@ -19,6 +19,7 @@ import nudask
 from nudask.cli import main
 from nudask.describe import summarize
 from nudask.display import show_event
+from nudask.events import Chunk
 from nudask.readers import available_readers, guess_reader
 from nudask.testing import ReaderContract
 
@@ -96,6 +97,19 @@ def test_points_come_back_with_their_labels_and_sizes(files, ds):
     assert (np.concatenate([ds.coo(i)["points"].channels["label"] for i in range(len(ds))]) == 0).any()
 
 
+def test_a_dense_view_is_stored_whole_and_exact(files, ds):
+    assert ds.views["frame"].kind == "dense"
+    reader = nudask.get_reader("points")
+    table = pq.read_table(ds.files[0], columns=["frame_shape", "frame_value"])
+    assert "frame_row" not in pq.read_schema(ds.files[0]).names  # no coordinates for a dense view
+    assert len(table.column("frame_value")[0]) == 64
+    for i, source in enumerate(ds.metadata["source_file"]):
+        (event,) = reader.read(Chunk(source, "points", 0, 1))
+        frame = ds.image(i, dtype=None)["frame"]
+        assert frame.dtype == np.int32
+        np.testing.assert_array_equal(frame, event.images["frame"])
+
+
 def test_any_parquet_reader_sees_the_channels(ds):
     table = pq.read_table(ds.files[0], columns=["points_x", "points_energy", "points_label", "points_shape"])
     assert table.column("points_label").type.value_type == "int32"
@@ -121,7 +135,7 @@ def test_a_training_batch(ds, tmp_path):
         {
             "data": ds.path,
             "task": {"target": "kind"},
-            "input": {"views": ["xy"], "batch_size": 4, "crop": "none"},
+            "input": {"views": ["xy"], "batch_size": 4, "crop": "none"},  # frame is dense: not streamed
             "split": {"test": 0.3, "validation": 0.0},
             "output": {"runs": str(tmp_path)},
         }

@@ -88,7 +88,9 @@ def events_to_table(events: Sequence[Event], sources: str | Sequence[str], schem
             vtype = schema.field(col).type
             values = [ch[k] for ch in channels]
             if k == 0 and pa.types.is_uint8(vtype.value_type) and np.dtype(view.dtype) != np.uint8:
-                values = [quantize(v, view.vmax) for v in values]
+                vmax = view.vmax
+                assert vmax is not None  # 8-bit codes only for views with a saturation
+                values = [quantize(v, vmax) for v in values]
             cols[col] = _list_array(values, vtype)
     return pa.table([cols[f.name] for f in schema], schema=schema)
 

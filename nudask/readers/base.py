@@ -97,8 +97,12 @@ class Reader:
     simulate_options: ClassVar[dict[str, str]] = {}
 
     @classmethod
-    def simulate(cls, out: str, *, files: int, events: int, seed: int, **options: Any) -> list[str]:
-        """Write ``files`` simulated files of ``events`` events into folder ``out``, in this format."""
+    def simulate(cls, *args: Any, **options: Any) -> list[str]:
+        """Write simulated files in this format: ``simulate(out, *, files, events, seed, **options)``.
+
+        ``files`` files of ``events`` events each go into folder ``out``; ``options``
+        are the ones :attr:`simulate_options` lists.
+        """
         raise NotImplementedError(f"reader '{cls.name}' has no simulator")
 
     def roles(self) -> Roles:

@@ -17,6 +17,7 @@ import types
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 
@@ -300,7 +301,7 @@ def _check(cfg: Config) -> Config:
     return cfg
 
 
-def _yaml_problem(err: yaml.YAMLError) -> tuple[str, object]:
+def _yaml_problem(err: yaml.YAMLError) -> tuple[str, Any]:
     """The one-line problem of a YAML error and its mark (0-based line and column), if any."""
     problem = getattr(err, "problem", None) or (str(err).splitlines() or ["invalid YAML"])[0]
     context = getattr(err, "context", None)

@@ -92,7 +92,7 @@ class Data:
 
     def summary(self) -> dict:
         """Events per split (and per class), for the run folder and the report."""
-        out = {"events": int(self.layout.n_rows), "selected": int(self.keep.sum())}
+        out: dict = {"events": int(self.layout.n_rows), "selected": int(self.keep.sum())}
         for name in splits.NAMES:
             rows = self.rows(name)
             entry: dict = {"events": int(rows.size)}
@@ -134,17 +134,20 @@ def _preps(cfg: Config, views: dict, info: dict) -> dict[str, ViewPrep]:
         if spec.kind != "coo":
             raise DataError(f"view '{name}' is stored dense; training streams COO views (input.views)")
         scale = info.get("views", {}).get(name, {}).get("scale")
-        window = tuple(i.crop_size) if i.crop != "none" else tuple(spec.shape)
+        rows, cols = spec.shape
+        window = (
+            (int(i.crop_size[0]), int(i.crop_size[1])) if i.crop != "none" and i.crop_size else (rows, cols)
+        )
         factor = (
             i.scale_factor if i.scale_factor is not None else default_factor(i.scale, spec.vmax, spec.dtype)
         )
         out[name] = ViewPrep(
             name,
-            tuple(spec.shape),
+            (rows, cols),
             window,
             i.crop,
-            tuple(i.crop_origin),
-            tuple(i.downsample),
+            (int(i.crop_origin[0]), int(i.crop_origin[1])),
+            (int(i.downsample[0]), int(i.downsample[1])),
             i.scale,
             float(factor),
             scale,

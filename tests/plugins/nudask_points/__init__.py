@@ -4,7 +4,8 @@ One event per ``*.pts.npz`` file (``np.savez``): ``xyz`` (N, 3) voxel indices in
 ``extent`` (3,), ``energy`` (N,) float32 MeV, ``label`` (N,) int32 per point (0 track,
 1 shower: 0 is a real label), ``event`` and ``kind`` (0 muon, 1 electron) scalars. The grid
 extent varies from file to file. Views: ``points`` (3-D COO, channels energy and label) and
-``xy`` (its projection, energy summed), both sized per event.
+``xy`` (its projection, energy summed), both sized per event; ``frame``, an 8 x 8 count map
+stored dense (every pixel, int32) because it is mostly non-zero.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from nudask.errors import InputError
 from nudask.events import Chunk, Coo, Event, EventId, ViewSpec
 from nudask.readers.base import Reader
 from nudask.roles import Label, Quantity, Roles, Title
+from nudask.schema import choose_kind
 from nudask.sparse import segment_sum_coo
 
 KINDS = ("muon", "electron")
+FRAME = ViewSpec("frame", ("row", "col"), (8, 8), "int32")
+FRAME = ViewSpec("frame", ("row", "col"), (8, 8), "int32", kind=choose_kind(FRAME, 1.0))
 
 
 class PointsReader(Reader):
@@ -63,6 +67,7 @@ class PointsReader(Reader):
                 "points", ("x", "y", "z"), extent, channels=(("energy", "float32"), ("label", "int32"))
             ),
             "xy": ViewSpec("xy", ("x", "y"), extent[:2]),
+            "frame": FRAME,
         }
 
     def metadata_fields(self, path: str):
@@ -86,7 +91,10 @@ class PointsReader(Reader):
             "total_energy": np.float32(energy.sum()),
             "n_points": len(energy),
         }
-        yield Event(EventId(1, 0, int(d["event"])), 0, meta, {"points": points, "xy": xy})
+        frame = np.ones((8, 8), np.int32)  # a pedestal of 1, plus the points per 4 x 4 x-y cell
+        np.add.at(frame, (np.minimum(xyz[:, 0] // 4, 7), np.minimum(xyz[:, 1] // 4, 7)), 1)
+        images = {"points": points, "xy": xy, "frame": frame}
+        yield Event(EventId(1, 0, int(d["event"])), 0, meta, images)
 
 
 def write_event(path: str, seed: int) -> str:
