@@ -25,6 +25,10 @@ from ..errors import DatasetError
 from . import prepare
 from .balance import resample
 
+# Parquet page checksums are verified on every read; switched off only to measure what
+# verification costs (tests/benchmarks/bench_train.py).
+VERIFY_PAGES = True
+
 
 @dataclass
 class Layout:
@@ -95,7 +99,9 @@ class Window:
         cols = [c for cs in views.values() for c in cs]
         for k in np.unique(layout.rg_file[groups]):
             mine = groups[layout.rg_file[groups] == k]
-            pf = pq.ParquetFile(layout.files[k], metadata=layout.metadata[k], page_checksum_verification=True)
+            pf = pq.ParquetFile(
+                layout.files[k], metadata=layout.metadata[k], page_checksum_verification=VERIFY_PAGES
+            )
             # decoded in this (worker) thread: parallelism comes from the workers, and no extra
             # threads compete with the model for the cores
             tables.append(pf.read_row_groups(layout.rg_local[mine].tolist(), columns=cols, use_threads=False))

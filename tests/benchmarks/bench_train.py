@@ -146,11 +146,20 @@ def pipeline(path: str, batch: int, workers: int, epochs: int) -> dict:
                     n += len(y)
         return time.perf_counter() - t, n
 
+    from nudask.train import stream
+
     run(workers, 100)  # warm-up: buffers allocated, files cached
     dt, n = run(workers, 0)
     dt1, _ = run(1, 10)
     batches = epochs * len(src)
+    checked, unchecked = [], []
+    for k in range(3):  # page checksum verification on and off, interleaved, one thread
+        for verify, times in ((True, checked), (False, unchecked)):
+            stream.VERIFY_PAGES = verify
+            times.append(run(1, 200 + 10 * k + verify)[0])
+    stream.VERIFY_PAGES = True
     return {
+        "checksum_ratio": float(np.median(unchecked) / np.median(checked)),
         "batches_s": batches / dt,
         "events_s": n / dt,
         "planes_s": 3 * n / dt,
@@ -441,6 +450,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=6, help="interleaved fits of each training measure")
     p.add_argument("--keep", help="folder for the data (reused when present)")
     p.add_argument("--markdown", action="store_true")
+    p.add_argument("--pipeline-only", action="store_true", help="measure the stream alone (minutes less)")
     p.add_argument(
         "--accuracy",
         action="store_true",
@@ -471,6 +481,8 @@ def main() -> None:
         write_pickle(path, pkl)
     pipe = pipeline(path, a.batch, a.workers, epochs=2)
     print(f"pipeline: {json.dumps(pipe)}", flush=True)
+    if a.pipeline_only:
+        return
     tr = training(path, a.batch, a.train_workers, a.steps, a.repeats)
     print(f"training: {json.dumps(tr)}", flush=True)
     seed = in_child("pickle", pkl, str(a.batch))
@@ -486,6 +498,13 @@ def main() -> None:
         ("pipeline alone", pipe["events_s"], "events/s (3 planes)", "", ""),
         ("pipeline alone", pipe["planes_s"], "512x512 images/s", "", ""),
         ("pipeline, one thread", pipe["batches_s_1thread"], "batches/s", "", ""),
+        (
+            "pipeline with / without page checksum verification",
+            pipe["checksum_ratio"],
+            "x (one thread, median of 3 interleaved)",
+            ">= 0.95",
+            ok(pipe["checksum_ratio"] >= 0.95),
+        ),
         ("small CNN training (stream)", tr["stream"], "batches/s (median step)", "", ""),
         (
             "pipeline / training",
