@@ -221,7 +221,7 @@ def test_preprocess_over_tls_on_slurm(slurm, bnb_files, tmp_path, capsys):
             progress=False,
         )
         assert sorted(dataset_ids(ds)) == sorted(input_ids(bnb_files))  # every event, once
-        assert ds.manifest["events"] == 16 and ds.manifest["failed"] == []
+        assert ds.manifest.events == 16 and ds.manifest.failed == []
         seen = read_run_log(tmp_path / "ds")["workers"]
         assert seen and all(a.startswith("tls://") for a in seen), list(seen)
         jobs = job_ids(cluster)
