@@ -59,6 +59,9 @@ class NotFoundError(NudaskError, FileNotFoundError):
 class DatasetNotFoundError(DatasetError, NotFoundError):
     """No dataset folder at the path given."""
 
+    def __new__(cls, *args, **kwargs):  # OSError's layout: unpicklable otherwise (ValueError.__new__)
+        return OSError.__new__(cls, *args)
+
 
 class OutputExistsError(OutputError, FileExistsError):
     """An output that exists and may not be replaced (other settings, or not nudask's files)."""

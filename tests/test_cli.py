@@ -132,3 +132,25 @@ def test_refined_errors_keep_their_builtin(error, builtin, kind):
     assert isinstance(error, builtin) and isinstance(error, kind) and isinstance(error, NudaskError)
     again = pickle.loads(pickle.dumps(error))
     assert type(again) is type(error) and str(again) == str(error)
+
+
+def test_every_error_survives_the_workers_pickling():
+    """Errors raised on Dask workers come back through tblib's pickling: every kind must."""
+    import subprocess
+    import sys
+
+    code = """
+import inspect, pickle
+import nudask.errors as E
+from tblib import pickling_support
+pickling_support.install()
+for name, cls in inspect.getmembers(E, inspect.isclass):
+    if issubclass(cls, E.NudaskError) and cls is not E.InputError:
+        again = pickle.loads(pickle.dumps(cls("why")))
+        assert type(again) is cls and str(again) == "why", name
+again = pickle.loads(pickle.dumps(E.InputError("f.h5", "bad", "fix it")))
+assert str(again) == "file 'f.h5': bad; fix it"
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.stdout.strip() == "ok", out.stderr
