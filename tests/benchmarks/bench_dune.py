@@ -80,7 +80,8 @@ def main() -> None:
             rows.append((name, n / best))
         size = sum(os.path.getsize(f) for f in files) / 1e6
         print(
-            f"{a.files} files x {a.events} clusters (128 x 16), {size:.0f} MB, {100 * nnz:.1f} % pixels non-zero"
+            f"{a.files} files x {a.events} clusters (128 x 16), {size:.0f} MB, "
+            f"{100 * nnz:.1f} % pixels non-zero"
         )
         print(f"{'path':28s} {'clusters/s':>12s} {'ratio':>7s}")
         for name, rate in rows:
