@@ -2,8 +2,8 @@
 
 ::
 
-    python -m nudask.tune --config jobs/tune_dune_mt.yaml --data sn.parquet --study studies/mt
-    python -m nudask.tune --config jobs/tune_dune_mt.yaml --data sn.parquet --study studies/mt \\
+    python -m nudask.tune --config JOB.yaml --data DATASET --study studies/mt
+    python -m nudask.tune --config JOB.yaml --data DATASET --study studies/mt \\
         --cluster slurm-gpu --jobs 4                       # one trial per SLURM GPU worker
     python -m nudask.tune ... --study studies/mt          # again after a kill: the study resumes
 
