@@ -32,7 +32,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import InputError
-from ..events import Chunk, Coo, Event, EventId, ViewSpec
+from ..events import Chunk, Event, EventBatch, ViewBatch, ViewSpec
 from ..roles import Label, Quantity, Roles, Title, Vector
 from .base import FieldSpec, Reader
 from .dune_sn_layout import FIELDS, GENERATIONS, PLANES, TICKS, WIDTHS, named_columns
@@ -65,6 +65,14 @@ class _Member:
             except ValueError as err:
                 raise InputError(path, f"array '{key}' is not a valid .npy member ({err})") from None
             self.offset = f.tell()
+        info = zf.getinfo(name)
+        self.data_at = None  # where a stored (uncompressed) member's bytes start in the file
+        if info.compress_type == zipfile.ZIP_STORED and zf.fp is not None:
+            zf.fp.seek(info.header_offset)
+            local = zf.fp.read(30)
+            if len(local) == 30 and local[:4] == b"PK\x03\x04":
+                skip = int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+                self.data_at = info.header_offset + 30 + skip + self.offset
         if fortran:
             raise InputError(path, f"array '{key}' is stored in Fortran order", "write it with np.savez")
         if dtype.hasobject:
@@ -76,9 +84,14 @@ class _Member:
     def rows(self, start: int, stop: int) -> np.ndarray:
         row = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
         want = (stop - start) * row
-        with self.zf.open(self.name) as f:
-            f.seek(self.offset + start * row)
-            raw = f.read(want)
+        if self.data_at is not None:  # straight from the file: only these rows' bytes
+            with open(self.path, "rb") as fh:
+                fh.seek(self.data_at + start * row)
+                raw = fh.read(want)
+        else:  # a compressed member (np.savez_compressed): through zipfile
+            with self.zf.open(self.name) as f:
+                f.seek(self.offset + start * row)
+                raw = f.read(want)
         if len(raw) != want:
             raise InputError(self.path, f"array '{self.name[:-4]}' is cut short", "the file is truncated")
         return np.frombuffer(raw, self.dtype).reshape(stop - start, *self.shape[1:])
@@ -90,6 +103,8 @@ class DuneSNReader(Reader):
     description = (
         "DUNE supernova cluster images (NPZ batches of 128 x 16 or 128 x 32, metadata 11-18 columns)"
     )
+    #: a cluster is a few hundred bytes: thousands per task and row group
+    storage_hints: ClassVar[dict[str, int]] = {"events_per_chunk": 4096, "row_group_events": 1024}
     simulate_options: ClassVar[dict[str, str]] = {
         "generation": "metadata columns: 11, 12, 13, 14, 18, a comma list cycled over batches, or mixed",
         "width": "image channels: 16, 32, a comma list cycled over batches, or mixed",
@@ -175,6 +190,9 @@ class DuneSNReader(Reader):
         return np.ones(images.shape[0])
 
     def read(self, chunk: Chunk) -> Iterator[Event]:
+        yield from self.read_batch(chunk).events()
+
+    def read_batch(self, chunk: Chunk) -> EventBatch:
         path, start, stop = chunk.path, chunk.start, chunk.stop
         zf, images, meta = self._open(path)
         with zf:
@@ -186,15 +204,15 @@ class DuneSNReader(Reader):
                     f"cannot read clusters {start}-{stop} ({err})",
                     "the file may be truncated or corrupt",
                 ) from None
-        bad = np.flatnonzero((np.rint(m[:, GENERATIONS[m.shape[1]].index("plane_id")]) < 0)
-                             | (np.rint(m[:, GENERATIONS[m.shape[1]].index("plane_id")]) > 2))  # fmt: skip
+        plane_id = np.rint(m[:, GENERATIONS[m.shape[1]].index("plane_id")])
+        bad = np.flatnonzero((plane_id < 0) | (plane_id > 2))
         if bad.size:
             raise InputError(
-                path, f"cluster {start + bad[0]} has plane_id {m[bad[0], -1]}; expected 0, 1 or 2"
+                path, f"cluster {start + bad[0]} has plane_id {plane_id[bad[0]]:g}; expected 0, 1 or 2"
             )
         cols = named_columns(m, images.shape[2])
         run = zlib.crc32(_PLANE_PART.sub("", os.path.basename(path)).encode()) & 0x7FFFFFFF
-        yield from _events(block, cols, run, start)
+        return _batch(block, cols, run, start)
 
 
 def _check(path: str, images: _Member, meta: _Member) -> None:
@@ -224,20 +242,23 @@ def _check(path: str, images: _Member, meta: _Member) -> None:
         )  # fmt: skip
 
 
-def _events(block: np.ndarray, cols: dict[str, np.ndarray], run: int, start: int) -> Iterator[Event]:
-    """Events of a block of images, all COO conversions in one vectorised pass."""
+def _batch(block: np.ndarray, cols: dict[str, np.ndarray], run: int, start: int) -> EventBatch:
+    """A block of images as one columnar batch: all COO conversions in one vectorised pass."""
     n, rows, width = block.shape
-    flat = np.flatnonzero(block.reshape(-1))
+    flat = block.reshape(-1)
+    nz = np.flatnonzero(flat != 0)  # via a mask: some 3x faster than on the floats
     per = rows * width
-    image = flat // per
-    pix = flat - image * per
-    r, c = (pix // width).astype(np.uint8), (pix % width).astype(np.uint8)
-    values = block.reshape(-1)[flat]
-    bounds = np.searchsorted(image, np.arange(n + 1))
-    plane_id = cols["plane_id"]
-    names = list(cols)
-    for k in range(n):
-        a, b = bounds[k], bounds[k + 1]
-        coo = Coo((rows, width), (r[a:b], c[a:b]), values[a:b])
-        meta = {name: cols[name][k] for name in names}
-        yield Event(EventId(run, int(plane_id[k]), start + k), start + k, meta, {VIEW: coo})
+    image = nz // per
+    pix = nz - image * per
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(image, minlength=n), out=offsets[1:])
+    view = ViewBatch(
+        np.tile(np.array([rows, width], np.int64), (n, 1)),
+        offsets,
+        ((pix // width).astype(np.uint8), (pix % width).astype(np.uint8)),
+        {"value": flat[nz]},
+    )
+    index = np.arange(start, start + n, dtype=np.int64)
+    return EventBatch(
+        np.full(n, run, np.int64), cols["plane_id"].astype(np.int64), index, index, cols, {VIEW: view}
+    )
