@@ -179,6 +179,17 @@ def _parser() -> argparse.ArgumentParser:
         description=evaluate_cli.DESCRIPTION,
     )
     evaluate_cli.add_arguments(s)
+
+    from . import tune as tune_cli
+
+    s = sub.add_parser(
+        "tune",
+        help="hyperparameter search, trials as Dask tasks (python -m nudask.tune)",
+        description=(tune_cli.__doc__ or "").split("\n\n")[0],
+        epilog="examples:" + tune_cli.EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tune_cli.add_arguments(s)
     return p
 
 
@@ -299,6 +310,12 @@ def _evaluate(a: argparse.Namespace) -> int:
     return evaluate_cli.run(a)
 
 
+def _tune(a: argparse.Namespace) -> int:
+    from . import tune as tune_cli
+
+    return tune_cli.run(a)
+
+
 COMMANDS = {
     "simulate": _simulate,
     "preprocess": _preprocess,
@@ -308,6 +325,7 @@ COMMANDS = {
     "readers": _readers,
     "train": _train,
     "evaluate": _evaluate,
+    "tune": _tune,
 }
 
 

@@ -20,14 +20,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import dask.bag as db
+import dask.config
 import pyarrow as pa
 
 from . import config
 from .dataset import Dataset, open_dataset
 from .dataset.manifest import MANIFEST, part_name
-from .dataset.write import events_to_table, file_sha256, write_parquet
+from .dataset.write import batch_to_table, events_to_table, file_sha256, write_parquet
 from .errors import ConfigError, DatasetError, InputError, OutputError
-from .events import Chunk
+from .events import Chunk, EventBatch
 from .lock import locked
 from .readers import Reader, get_reader, guess_reader
 from .records import ChunkResult, Failure, InputFile, Manifest, PartFile
@@ -208,23 +209,31 @@ def run_chunk(
     """
     t0 = time.perf_counter()
     events, sources, failed = [], [], []
+    batches: list[EventBatch] = []
     for chunk in chunks:
         try:
-            mine = list(reader.read(chunk))
+            batch = reader.read_batch(chunk)
+            mine = list(reader.read(chunk)) if batch is None else []
         except InputError as err:
             if on_error == "raise" or len(chunks) == 1:
                 raise
             failed.append(Failure(chunk.path, f"{type(err).__name__}: {err}", chunk.start, chunk.stop))
             continue
+        if batch is not None:
+            batches.append(batch)
         events += mine
-        sources += [chunk.path] * len(mine)
+        sources += [chunk.path] * (len(mine) if batch is None else len(batch))
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    if not events:
+    if not sources:
         return ChunkResult(
             tuple(chunks), None, round(time.perf_counter() - t0, 3), worker, failed=tuple(failed)
         )
     written = tuple(c for c in chunks if not any(f.path == c.path and f.start == c.start for f in failed))
-    table = events_to_table(events, sources, schema)
+    table = (
+        batch_to_table(EventBatch.concat(batches), sources, schema)
+        if batches
+        else events_to_table(events, sources, schema)
+    )
     info = write_parquet(table, os.path.join(out, part_name(chunks)), **storage)
     part = PartFile(info["name"], info["rows"], info["bytes"], info["sha256"], written, info["footer_sha256"])
     return ChunkResult(tuple(chunks), part, round(time.perf_counter() - t0, 3), worker, failed=tuple(failed))
@@ -283,13 +292,26 @@ def _run(
     return results
 
 
-def _settings(events_per_chunk, eight_bit, row_group_events, compression, compression_level):
+def _hinted(key: str, value, hint):
+    """``value``, else the user's configured ``key``, else the reader's ``hint``, else nudask's default."""
+    got = config.get(key, value)
+    if value is None and hint is not None and got == dask.config.get(f"nudask.{key}", config=config.DEFAULTS):
+        return hint
+    return got
+
+
+def _settings(events_per_chunk, eight_bit, row_group_events, compression, compression_level, hints=None):
+    hints = hints or {}
     settings = {
-        "events_per_chunk": int(config.get("preprocess.events-per-chunk", events_per_chunk)),
+        "events_per_chunk": int(
+            _hinted("preprocess.events-per-chunk", events_per_chunk, hints.get("events_per_chunk"))
+        ),
         "eight_bit": bool(config.get("storage.eight-bit", eight_bit)),
     }
     storage = {
-        "row_group_events": int(config.get("storage.row-group-events", row_group_events)),
+        "row_group_events": int(
+            _hinted("storage.row-group-events", row_group_events, hints.get("row_group_events"))
+        ),
         "compression": config.get("storage.compression", compression),
         "compression_level": config.get("storage.compression-level", compression_level),
     }
@@ -338,7 +360,7 @@ def preprocess(
     paths = expand_inputs(inputs, on_error=on_error)
     rdr = named or get_reader(guess_reader(paths[0]), **(reader_options or {}))
     settings, storage = _settings(
-        events_per_chunk, eight_bit, row_group_events, compression, compression_level
+        events_per_chunk, eight_bit, row_group_events, compression, compression_level, rdr.storage_hints
     )
     from .cluster import client_or_local
     from .monitor import monitor_run

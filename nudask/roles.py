@@ -15,6 +15,9 @@ as JSON (:meth:`Roles.to_json`).
                    and the neutrino PDG code or a flavour column
 ``centres``        per view, the vertex or centre in pixel coordinates
 ``title``          columns an event display titles with, and their format
+``vectors``        named vector quantities (a true direction, a momentum): the
+                   columns of their components, e.g. ``direction`` from
+                   ``true_dir_x/y/z``
 =================  ==========================================================
 """
 
@@ -121,6 +124,20 @@ class Centre:
 
 
 @dataclass(frozen=True)
+class Vector:
+    """A vector quantity from one column per component (e.g. a unit direction x, y, z)."""
+
+    columns: tuple[str, ...]
+    unit: str = ""
+
+    def values(self, meta: pd.DataFrame) -> np.ndarray:
+        """``(n, len(columns))`` float64; NaN where a component is null."""
+        return np.stack(
+            [pd.to_numeric(meta[c], errors="coerce").to_numpy(np.float64) for c in self.columns], 1
+        )
+
+
+@dataclass(frozen=True)
 class Title:
     """A column shown in event-display titles, with a ``str.format`` template."""
 
@@ -138,6 +155,7 @@ class Roles:
     labels: dict[str, Label] = field(default_factory=dict)
     centres: dict[str, Centre] = field(default_factory=dict)
     title: tuple[Title, ...] = ()
+    vectors: dict[str, Vector] = field(default_factory=dict)
 
     def label(self, name: str, needed_for: str) -> Label:
         """The label ``name``, or a DataError saying what needs it and what there is."""
@@ -168,6 +186,7 @@ class Roles:
             "labels": {k: clean(asdict(v)) for k, v in self.labels.items()},
             "centres": {k: asdict(v) for k, v in self.centres.items()},
             "title": [asdict(t) for t in self.title],
+            "vectors": {k: {"columns": list(v.columns), "unit": v.unit} for k, v in self.vectors.items()},
         }
 
     @classmethod
@@ -184,6 +203,9 @@ class Roles:
                 k: Centre(Coord(**v["row"]), Coord(**v["col"])) for k, v in d.get("centres", {}).items()
             },
             title=tuple(Title(**t) for t in d.get("title", [])),
+            vectors={
+                k: Vector(tuple(v["columns"]), v.get("unit", "")) for k, v in d.get("vectors", {}).items()
+            },
         )
 
     def columns(self) -> list[str]:
@@ -197,6 +219,8 @@ class Roles:
         for c in self.centres.values():
             cols += [c.row.column, c.col.column]
         cols += [t.column for t in self.title]
+        for vec in self.vectors.values():
+            cols += list(vec.columns)
         return list(dict.fromkeys(cols))
 
 

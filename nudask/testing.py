@@ -139,6 +139,29 @@ class ReaderContract:
         roles = ds.roles
         assert set(roles.columns()) <= set(meta.columns), "roles name columns the dataset lacks"
 
+    def test_columnar_and_per_event_paths_write_the_same_table(self, reader, sample_file):
+        """``read_batch`` (or the batch of the events, for a reader without one) makes the
+        table the per-event writer makes, column by column; its events are ``read``'s."""
+        from .dataset.write import batch_to_table, events_to_table
+        from .events import EventBatch
+        from .schema import build_schema
+
+        schema = build_schema(reader.views(sample_file), reader.metadata_fields(sample_file))
+        for chunk in reader.chunks(sample_file, 3):
+            events = list(reader.read(chunk))
+            batch = reader.read_batch(chunk)
+            if batch is not None:
+                assert len(batch) == len(events)
+                for a, b in zip(batch.events(), events, strict=True):
+                    assert (a.id, a.index) == (b.id, b.index)
+            else:
+                batch = EventBatch.from_events(events)
+            want = events_to_table(events, str(sample_file), schema)
+            got = batch_to_table(batch, str(sample_file), schema)
+            assert got.schema.equals(want.schema, check_metadata=True)
+            for name in schema.names:
+                assert got.column(name).equals(want.column(name)), f"column {name} differs"
+
     def test_missing_file_is_an_input_error(self, reader, tmp_path):
         missing = tmp_path / "missing.h5"
         with pytest.raises(InputError, match="missing.h5.*no such file"):

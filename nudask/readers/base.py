@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..events import Chunk, Event, ViewSpec
+from ..events import Chunk, Event, EventBatch, ViewSpec
 from ..roles import Roles
 
 # Metadata field types: numpy dtype string plus per-event shape; "str" for text.
@@ -55,6 +55,10 @@ class Reader:
     OPTIONS: ClassVar[Mapping[str, str]] = {}
     #: guessing order: lower first; ties go built-ins (in registry order), then plugins by name
     guess_priority: ClassVar[int] = 0
+    #: defaults of ``events_per_chunk`` and ``row_group_events`` that suit this format's events
+    #: (small ones, e.g. cluster images, want more per task and row group); they apply where
+    #: neither the call nor the user's configuration sets one
+    storage_hints: ClassVar[Mapping[str, int]] = {}
 
     def __init__(self) -> None:
         """A reader without options."""
@@ -125,6 +129,15 @@ class Reader:
 
     def read(self, chunk: Chunk) -> Iterator[Event]:
         raise NotImplementedError
+
+    def read_batch(self, chunk: Chunk) -> EventBatch | None:
+        """Optional columnar read: the chunk's events as one :class:`~nudask.events.EventBatch`.
+
+        A reader of many small events gives it so that the Parquet writer skips the
+        per-event path; it must hold the same events as :meth:`read`. ``None``
+        (the default): the reader yields events only.
+        """
+        return None
 
     # -- derived -------------------------------------------------------------
     def chunks(self, path: str, events_per_chunk: int) -> list[Chunk]:

@@ -38,7 +38,8 @@ class Task:
         metadata=doc(
             "what to learn: a label role of the dataset's reader (flavour, mode, cc, ...: its "
             "classes), LABEL:CLASS (that class vs the rest; nue_cc and numu_cc are short for "
-            "flavour:nue_cc, flavour:numu_cc), energy or lepton_fraction (regression)",
+            "flavour:nue_cc, flavour:numu_cc), energy or lepton_fraction (regression), or a "
+            "vector role such as direction (a unit vector, cosine loss)",
         ),
     )
     select: str | None = field(
@@ -56,6 +57,15 @@ class Task:
     )
     energy_top_classes: list[int] | None = field(
         default=None, metadata=doc("classes the energy cut applies to (null: all)")
+    )
+    axial: bool = field(
+        default=False,
+        metadata=doc(
+            "vector targets: the sign is ambiguous (head-tail): loss 1 - |cos|, angles folded to [0, 90]"
+        ),
+    )
+    max_samples: int | None = field(
+        default=None, metadata=doc("use at most this many of the selected events (null: all)")
     )
     balance: str = field(
         default="none",
@@ -85,8 +95,9 @@ class Input:
         default="none",
         metadata=doc(
             "crop window: none, fixed (at crop_origin), vertex (centred on the "
-            "true vertex) or centroid (centred on the charge)",
-            ("none", "fixed", "vertex", "centroid"),
+            "true vertex), centroid (centred on the charge) or centre (about each image's own "
+            "centre: pads smaller images, crops larger ones; for views of mixed sizes)",
+            ("none", "fixed", "vertex", "centroid", "centre"),
         ),
     )
     crop_size: list[int] | None = field(
@@ -104,6 +115,13 @@ class Input:
     )
     scale_factor: float | None = field(
         default=None, metadata=doc("factor (null: 1/vmax of the view, 1/255 for 8-bit maps)")
+    )
+    flip_probability: float = field(
+        default=0.0,
+        metadata=doc("augmentation: mirror each training image along each axis with this probability"),
+    )
+    augment: int = field(
+        default=1, metadata=doc("augmentation multiplier: each training event this many times an epoch")
     )
     batch_size: int = field(default=32, metadata=doc("events per batch"))
     buffer_events: int = field(
@@ -158,11 +176,17 @@ class Model:
 class Train:
     epochs: int = field(default=10, metadata=doc("epochs to train"))
     learning_rate: float = field(default=1e-3, metadata=doc("optimizer learning rate"))
+    decay_rate: float | None = field(
+        default=None, metadata=doc("learning rate times this every epoch (null: constant)")
+    )
     optimizer: str = field(default="adam", metadata=doc("adam, sgd or rmsprop", ("adam", "sgd", "rmsprop")))
     loss: str | None = field(default=None, metadata=doc("Keras loss name (null: from the task)"))
     seed: int = field(default=0, metadata=doc("seed of weights, dropout and the data order"))
     early_stopping: int | None = field(
         default=None, metadata=doc("stop after this many epochs without improvement")
+    )
+    restore_best_weights: bool = field(
+        default=False, metadata=doc("early stopping: end with the best epoch's weights (model_last too)")
     )
     monitor: str | None = field(
         default=None, metadata=doc("metric picking the best model (null: val_loss, else loss)")
@@ -179,6 +203,9 @@ class Train:
 class Report:
     event_displays: int = field(default=6, metadata=doc("test events drawn with their prediction"))
     energy_bins: int = field(default=8, metadata=doc("bins of true energy in the performance plots"))
+    samples: int = field(
+        default=0, metadata=doc("training images written to samples/sample_N.png before training")
+    )
 
 
 @dataclass
@@ -284,6 +311,15 @@ def _check(cfg: Config) -> Config:
             raise ConfigError(f"input.{key} must be [rows, cols] of positive integers, got {v}")
     if i.crop != "none" and i.crop_size is None:
         raise ConfigError(f"input.crop: {i.crop} needs input.crop_size: [rows, cols]")
+    if not 0 <= i.flip_probability <= 1 or i.augment < 1:
+        raise ConfigError(
+            f"input.flip_probability must be in [0, 1] and input.augment >= 1, "
+            f"got {i.flip_probability} and {i.augment}"
+        )
+    if cfg.train.decay_rate is not None and not 0 < cfg.train.decay_rate <= 1:
+        raise ConfigError(f"train.decay_rate must be in (0, 1], got {cfg.train.decay_rate}")
+    if cfg.task.max_samples is not None and cfg.task.max_samples < 1:
+        raise ConfigError(f"task.max_samples must be >= 1, got {cfg.task.max_samples}")
     if cfg.task.select:  # syntax and literals now; the column names once the dataset is open
         selection.parse(cfg.task.select)
     f = cfg.task.energy_top_fraction

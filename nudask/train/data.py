@@ -88,6 +88,8 @@ class Data:
             capacity=i.device_capacity,
             prefetch=i.max_queue_size + i.workers,
             y_dtype=np.int32 if self.task.kind == "classes" else np.float32,
+            flip_probability=i.flip_probability if train else 0.0,
+            repeat=i.augment if train else 1,
         )
 
     def summary(self) -> dict:
@@ -96,7 +98,7 @@ class Data:
         for name in splits.NAMES:
             rows = self.rows(name)
             entry: dict = {"events": int(rows.size)}
-            if self.task.kind != "regression":
+            if not self.task.numeric:
                 counts = class_counts(self.y[rows].astype(np.int64), self.task.n_classes)
                 entry["classes"] = dict(zip(self.task.classes, counts.tolist()))
             out[name] = entry
@@ -175,7 +177,7 @@ def _check_classes(data: Data) -> None:
                 f"the {name} split is empty ({int(data.keep.sum())} of {data.layout.n_rows} events "
                 f"selected; split.test={data.cfg.split.test}): use more events or loosen task.select"
             )
-        if task.kind == "regression":
+        if task.numeric:
             continue
         counts = class_counts(data.y[rows].astype(np.int64), task.n_classes)
         empty = [c for c, n in zip(task.classes, counts) if n == 0]
@@ -190,6 +192,35 @@ def _check_classes(data: Data) -> None:
             "the validation split is empty: use more events, or split.validation: 0 "
             "to train without validation"
         )
+
+
+def _cap(keep: np.ndarray, n: int | None, seed: int) -> np.ndarray:
+    """At most ``n`` of the kept events (``task.max_samples``), drawn with the split's seed."""
+    rows = np.flatnonzero(keep)
+    if n is None or rows.size <= n:
+        return keep
+    out = np.zeros_like(keep)
+    out[np.random.default_rng([seed, 7]).choice(rows, n, replace=False)] = True
+    return out
+
+
+def _image_centres(files: list[str], preps: dict[str, ViewPrep], cfg: Config) -> dict[str, np.ndarray]:
+    """Each image's own centre (``input.crop: centre``); refuses views of mixed sizes without a crop."""
+    out = {}
+    for v in preps:
+        shapes = np.stack(
+            pads.dataset(files, format="parquet").to_table(columns=[f"{v}_shape"]).column(0).to_pylist()
+        )
+        sizes = np.unique(shapes, axis=0)
+        if cfg.input.crop == "none" and len(sizes) > 1:
+            listed = ", ".join("x".join(map(str, s)) for s in sizes)
+            raise ConfigError(
+                f"view '{v}' holds images of several sizes ({listed}): name one with input.crop: centre "
+                f"and input.crop_size: [rows, cols] (each image padded or cropped about its centre)"
+            )
+        if cfg.input.crop == "centre":
+            out[v] = shapes.astype(np.float64) / 2
+    return out
 
 
 def load_data(cfg: Config, path: str | None = None) -> Data:
@@ -230,7 +261,7 @@ def load_data(cfg: Config, path: str | None = None) -> Data:
         top_fraction=cfg.task.energy_top_fraction,
         top_classes=cfg.task.energy_top_classes,
     )
-    if task.kind == "regression" and cfg.task.balance != "none":
+    if task.numeric and cfg.task.balance != "none":
         raise ConfigError(f"task.balance: {cfg.task.balance} needs a classification target, not {task.name}")
     code = splits.assign(
         meta["run"],
@@ -240,7 +271,16 @@ def load_data(cfg: Config, path: str | None = None) -> Data:
         validation=cfg.split.validation,
         seed=cfg.split.seed,
     )
-    centres = {v: roles.centres[v].pixels(meta) for v in preps} if cfg.input.crop == "vertex" else {}
+    keep = _cap(keep, cfg.task.max_samples, cfg.split.seed)
+    if cfg.input.crop == "vertex":
+        centres = {v: roles.centres[v].pixels(meta) for v in preps}
+    else:
+        centres = _image_centres(ds.files, preps, cfg)
+    if task.kind == "vector" and cfg.input.flip_probability > 0:
+        raise ConfigError(
+            f"input.flip_probability: a flip mirrors the image but not the vector target "
+            f"'{task.name}'; use flips for classification and regression targets only"
+        )
     data = Data(
         os.path.abspath(path),
         cfg,

@@ -37,8 +37,9 @@ def _predictions(data: Data, rows: np.ndarray, prob: np.ndarray) -> pd.DataFrame
     df = data.meta.iloc[rows][["run", "subrun", "event"]].reset_index(drop=True)
     t = data.truth.iloc[rows].reset_index(drop=True)
     df = pd.concat([df, t[["category", "mode", "energy", "lep_energy"]]], axis=1)
-    df["label"] = data.y[rows]
     task = data.task
+    if task.kind != "vector":
+        df["label"] = data.y[rows]
     if task.kind == "binary":
         df["score"] = prob
         df["predicted"] = (prob >= 0.5).astype(int)
@@ -46,6 +47,14 @@ def _predictions(data: Data, rows: np.ndarray, prob: np.ndarray) -> pd.DataFrame
         for k, c in enumerate(task.classes):
             df[f"p_{c}"] = prob[:, k]
         df["predicted"] = prob.argmax(1)
+    elif task.kind == "vector":
+        from .vectors import angles
+
+        true = np.asarray(data.y[rows], np.float64)
+        for k in range(task.dims):
+            df[f"true_{k}"], df[f"pred_{k}"] = true[:, k], prob[:, k]
+        df["angle"] = angles(true, prob, axial=data.cfg.task.axial)
+        df["label"] = df["angle"]  # what a display and the binned plots show
     else:
         df["prediction"] = prob
     return df
@@ -57,6 +66,16 @@ def _metrics(data: Data, df: pd.DataFrame, prob: np.ndarray) -> dict:
     out: dict = {"task": task.name, "kind": task.kind, "split": "test"}
     pos = energy > 0
     edges = M.energy_edges(energy[pos], bins) if pos.sum() > 1 else np.array([0.0, 1.0])
+    if task.kind == "vector":
+        from . import vectors
+
+        true = df[[f"true_{k}" for k in range(task.dims)]].to_numpy()
+        axial = data.cfg.task.axial
+        out["overall"] = vectors.metrics(true, prob, axial)
+        a = df["angle"].to_numpy()
+        out["vs_energy"] = M.binned(energy[pos], edges, vectors.containment, a[pos])
+        out["by_category"] = M.grouped(cat, vectors.containment, a)
+        return out
     if task.kind == "regression":
         y, pred = df["label"].to_numpy(float), prob
 
@@ -89,13 +108,21 @@ def _displays(data: Data, df: pd.DataFrame, n: int) -> tuple[list[dict], list[st
         images.append({v: display_array(x[v][k, ..., 0], data.views[v]) for v in data.preps})
         r = df.iloc[k]
         pred = (
-            f"score {r['score']:.2f}"
+            f"angle {r['angle']:.0f} deg"
+            if "angle" in r
+            else f"score {r['score']:.2f}"
             if "score" in r
             else f"pred {r['prediction']:.2f}"
             if "prediction" in r
             else f"pred {data.task.classes[int(r['predicted'])]}"
         )
-        truth = data.task.classes[int(r["label"])] if data.task.kind != "regression" else f"{r['label']:.2f}"
+        truth = (
+            data.task.classes[int(r["label"])]
+            if not data.task.numeric
+            else "direction"
+            if data.task.kind == "vector"
+            else f"{r['label']:.2f}"
+        )
         titles.append(
             f"{r['run']}/{r['subrun']}/{r['event']} {r['category']} E={r['energy']:.2f}\ntrue {truth}, {pred}"
         )
@@ -108,7 +135,20 @@ def _plots(run: Path, data: Data, df: pd.DataFrame, prob: np.ndarray, res: dict)
     history = json.loads((run / "history.json").read_text()) if (run / "history.json").exists() else []
     if history:
         files += report.plot_history(history, plots)
-    if task.kind == "regression":
+    if task.kind == "vector":
+        from .vectors import plot_angles
+
+        files.append(plot_angles(df["angle"].to_numpy(), data.cfg.task.axial, plots / "angles.png"))
+        files.append(
+            report.plot_binned(
+                res["vs_energy"],
+                {"angle_68": "68 % containment"},
+                "angle (deg)",
+                "68 % containment angle against true energy",
+                plots / "angle_vs_energy.png",
+            )
+        )
+    elif task.kind == "regression":
         y = df["label"].to_numpy(float)
         files += report.plot_regression(y, prob, task.name.replace("_", " "), plots)
         files.append(
@@ -175,7 +215,9 @@ def _plots(run: Path, data: Data, df: pd.DataFrame, prob: np.ndarray, res: dict)
 def headline(res: dict) -> dict:
     o = res["overall"]
     keys = (
-        ("events", "resolution", "bias", "resolution_68", "mae", "rmse")
+        ("events", "sign", "angle_68", "angle_median", "angle_68_signed", "angle_68_axial", "mean_cos")
+        if res["kind"] == "vector"
+        else ("events", "resolution", "bias", "resolution_68", "mae", "rmse")
         if res["kind"] == "regression"
         else (
             "events",

@@ -117,9 +117,15 @@ def _fit(
     if cfg.train.early_stopping:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor=monitor, patience=cfg.train.early_stopping, mode=checkpointer.mode
+                monitor=monitor,
+                patience=cfg.train.early_stopping,
+                mode=checkpointer.mode,
+                restore_best_weights=cfg.train.restore_best_weights,
             )
         )
+    if cfg.train.decay_rate is not None:
+        lr0, rate = cfg.train.learning_rate, cfg.train.decay_rate
+        callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr0 * rate**epoch))
     if cfg.train.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run / "logs")))
     callbacks += list(extra)
@@ -171,7 +177,11 @@ def train(
     model = build_model(
         cfg.model, data.task, data.preps, densify=cfg.input.densify, capacity=cfg.input.device_capacity
     )
-    compile_model(model, data.task, cfg.train)
+    compile_model(model, data.task, cfg.train, axial=cfg.task.axial)
+    if cfg.report.samples > 0:
+        from .report import write_samples
+
+        write_samples(run, data, cfg.report.samples)
     if cfg.train.verbose:
         print(f"nudask.train: run folder {run}\nnudask.train: {json.dumps(data.summary())}", flush=True)
     _fit(model, data, cfg, run, initial_epoch=0, history=[], state=None, extra=callbacks)

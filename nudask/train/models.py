@@ -17,6 +17,7 @@ from keras import layers, ops
 
 from .prepare import ViewPrep
 from .targets import Task
+from .vectors import loss as vector_loss
 
 
 @keras.saving.register_keras_serializable(package="nudask")
@@ -107,13 +108,16 @@ def build_model(
         out = layers.Dense(1, activation="sigmoid", dtype="float32", name="output")(x)
     elif task.kind == "classes":
         out = layers.Dense(task.n_outputs, activation="softmax", dtype="float32", name="output")(x)
+    elif task.kind == "vector":  # a unit vector
+        raw = layers.Dense(task.n_outputs, dtype="float32", name="vector")(x)
+        out = layers.UnitNormalization(dtype="float32", name="output")(raw)
     else:
         out = layers.Dense(1, dtype="float32", name="output")(x)
     return keras.Model(inputs, out, name=f"{m.name}_{task.name}")
 
 
-def compile_model(model: keras.Model, task: Task, t) -> keras.Model:
-    """Compile with the ``train`` section's optimizer, learning rate and loss."""
+def compile_model(model: keras.Model, task: Task, t, *, axial: bool = False) -> keras.Model:
+    """Compile with the ``train`` section's optimizer, learning rate and loss (``axial``: vectors)."""
     optimizer = {
         "adam": keras.optimizers.Adam,
         "sgd": keras.optimizers.SGD,
@@ -123,6 +127,8 @@ def compile_model(model: keras.Model, task: Task, t) -> keras.Model:
         loss, metrics = "binary_crossentropy", ["accuracy", keras.metrics.AUC(name="auc")]
     elif task.kind == "classes":
         loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
+    elif task.kind == "vector":
+        loss, metrics = vector_loss(axial), []
     else:
         loss, metrics = "mean_squared_error", ["mean_absolute_error"]
     model.compile(optimizer=optimizer, loss=t.loss or loss, metrics=metrics)

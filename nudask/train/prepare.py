@@ -118,7 +118,9 @@ def centroids(n: int, image, r, c, v, shape) -> np.ndarray:
 def origins(prep: ViewPrep, n: int, centres: np.ndarray | None = None) -> np.ndarray:
     """Top-left corner of each image's window, ``(n, 2)`` int64.
 
-    Windows around a centre are shifted to lie inside the view where they fit.
+    Windows around a centre are shifted to lie inside the view where they fit; with
+    ``crop="centre"`` (``centres``: each image's own centre) they are not, so a
+    smaller image is padded with zeros about its centre and a larger one cropped.
 
     >>> p = ViewPrep("u", (100, 50), (20, 20), crop="vertex")
     >>> origins(p, 2, np.array([[50., 25.], [2., 49.]])).tolist()
@@ -128,6 +130,8 @@ def origins(prep: ViewPrep, n: int, centres: np.ndarray | None = None) -> np.nda
         corner = (0, 0) if prep.crop == "none" else prep.origin
         return np.tile(np.asarray(corner, np.int64), (n, 1))
     win = np.asarray(prep.window)
+    if prep.crop == "centre":  # about each image's own centre: pads (negative corner) or crops
+        return np.floor(np.asarray(centres, np.float64) - win / 2).astype(np.int64)
     corners = np.rint(np.asarray(centres, np.float64) - win / 2).astype(np.int64)
     top = np.maximum(np.asarray(prep.shape) - win, 0)
     return np.clip(corners, 0, top)

@@ -220,3 +220,25 @@ def write_summary(run: Path, info: dict, headline: dict, files: list[Path]) -> l
     )
     (run / "index.html").write_text(page)
     return [run / "summary.md", run / "index.html"]
+
+
+def write_samples(run: Path, data, n: int) -> list[Path]:
+    """``samples/sample_N.png``: the first ``n`` training inputs as the model sees them, with labels."""
+    folder = run / "samples"
+    folder.mkdir(exist_ok=True)
+    source = data.source("train", shuffle=False, densify="host", batch_size=max(n, 1))
+    x, y = source.batch(0)[:2]
+    rows = source.batch_rows(0)
+    out = []
+    for k in range(min(n, len(rows))):
+        label = y[k]
+        text = (
+            data.task.classes[int(np.ravel(label)[0])]
+            if data.task.kind in ("binary", "classes")
+            else np.array2string(np.ravel(label), precision=2)
+        )
+        title = f"row {int(rows[k])}: {data.task.name} = {text}"
+        out.append(
+            plot_events([{v: x[v][k, ..., 0] for v in data.preps}], [title], folder / f"sample_{k}.png")
+        )
+    return out

@@ -208,12 +208,15 @@ class BatchSource:
         capacity: int = 16384,
         prefetch: int = 4,
         y_dtype=np.float32,
+        flip_probability: float = 0.0,
+        repeat: int = 1,
     ):
         self.layout, self.rows, self.preps, self.columns = layout, np.asarray(rows, np.int64), preps, columns
         self.y, self.weights, self.centres = y, weights, centres or {}
         self.batch_size, self.buffer_events = batch_size, buffer_events
         self.shuffle, self.seed, self.balance = shuffle, seed, balance
         self.densify, self.capacity, self.y_dtype = densify, capacity, y_dtype
+        self.flip_probability, self.repeat = flip_probability, max(int(repeat), 1)
         # batches alive at once: ``prefetch`` queued or being made, the one being trained on,
         # one more the backend may hold (a tensor can alias the numpy buffer); the windows
         # those batches touch stay cached
@@ -239,7 +242,7 @@ class BatchSource:
         if epoch == self.epoch:
             return
         rng = np.random.default_rng([self.seed, epoch]) if self.shuffle else None
-        rows = self.rows
+        rows = np.repeat(self.rows, self.repeat) if self.repeat > 1 else self.rows  # augmentation copies
         if self.balance in ("undersample", "oversample"):
             rows = resample(rows, self.y[rows], self.balance, np.random.default_rng([self.seed, epoch, 1]))
         self.plan = plan_epoch(rows, self.layout, self.buffer_events, rng)
@@ -273,12 +276,31 @@ class BatchSource:
         x = {}
         for view, prep in self.preps.items():
             x.update(self._view_input(i, view, prep, n, rows, parts))
+        if self.flip_probability > 0:
+            self._flip(i, x, n)
         y = self.y[rows].astype(self.y_dtype)
-        if self.y_dtype == np.float32:
+        if self.y_dtype == np.float32 and y.ndim == 1:
             y = y.reshape(-1, 1)
         if self.weights is not None:
             return x, y, self.weights[rows].astype(np.float32)
         return x, y
+
+    def _flip(self, i: int, x: dict, n: int) -> None:
+        """Mirror images along each axis with ``flip_probability`` (seeded by seed, epoch, batch)."""
+        rng = np.random.default_rng([self.seed, self.epoch, i, 2])
+        flips = rng.random((n, 2)) < self.flip_probability
+        for view in self.preps:
+            if view not in x:  # device densification: not flipped here
+                continue
+            img = x[view]
+            for axis in (0, 1):
+                sel = np.flatnonzero(flips[:, axis])
+                if sel.size:
+                    img[sel] = np.flip(img[sel], axis=axis + 1)
+            if flips.any():
+                with self._lock:  # the pixels written are no longer where densify put them: zero all
+                    key = (view, i % self.ring)
+                    self._buffers[key] = (self._buffers[key][0], None)
 
     def _entries(self, view, prep, parts, corner):
         """The batch's entries of ``view``: (image in the batch, row, col, value), and whether
@@ -307,7 +329,8 @@ class BatchSource:
     def _view_input(self, i, view, prep, n, rows, parts) -> dict:
         corner = None
         if prep.crop != "centroid":
-            corner = prepare.origins(prep, n, self.centres[view][rows] if prep.crop == "vertex" else None)
+            centres = self.centres[view][rows] if prep.crop in ("vertex", "centre") else None
+            corner = prepare.origins(prep, n, centres)
         image, r, c, v, grouped = self._entries(view, prep, parts, corner)
         if corner is None:
             corner = prepare.origins(prep, n, prepare.centroids(n, image, r, c, v, prep.shape))

@@ -15,7 +15,9 @@ A :class:`Task` turns them into labels. ``task.target`` names:
   (binary when it has two);
 - ``LABEL:CLASS``: that class against the rest (binary); ``nue_cc`` and
   ``numu_cc`` are short for ``flavour:nue_cc`` and ``flavour:numu_cc``;
-- ``energy`` or ``lepton_fraction`` (particle over true energy): a regression.
+- ``energy`` or ``lepton_fraction`` (particle over true energy): a regression;
+- a vector role (``direction``, ...): a unit vector, kind ``vector``
+  (:mod:`nudask.train.vectors`).
 
 A target whose role the dataset's reader does not declare is refused, naming it.
 """
@@ -49,6 +51,7 @@ class Task:
     classes: tuple[str, ...] = ()
     label: str | None = None
     positive: str | None = None
+    dims: int = 1  # components of a vector target
 
     @property
     def n_classes(self) -> int:
@@ -56,7 +59,12 @@ class Task:
 
     @property
     def n_outputs(self) -> int:
-        return len(self.classes) if self.kind == "classes" else 1
+        return len(self.classes) if self.kind == "classes" else self.dims
+
+    @property
+    def numeric(self) -> bool:
+        """A regression or a vector: no classes."""
+        return self.kind in ("regression", "vector")
 
 
 def make_task(name: str, roles: Roles) -> Task:
@@ -67,6 +75,8 @@ def make_task(name: str, roles: Roles) -> Task:
         if name == "lepton_fraction":
             roles.need("particle_energy", where)
         return Task(name, "regression")
+    if name in roles.vectors:
+        return Task(name, "vector", dims=len(roles.vectors[name].columns))
     label_name, _, positive = ALIASES.get(name, name).partition(":")
     label = roles.label(label_name, where)
     if positive:
@@ -90,6 +100,8 @@ def required_columns(task: Task, roles: Roles, crop: str = "none") -> list[str]:
     for name, label in roles.labels.items():
         if name == task.label or name == "mode" or name == next(iter(roles.labels)):
             cols += label.columns
+    if task.kind == "vector":
+        cols += list(roles.vectors[task.name].columns)
     if crop == "vertex":
         if not roles.centres:
             raise ConfigError(
@@ -113,6 +125,10 @@ def truth(meta: pd.DataFrame, roles: Roles) -> pd.DataFrame:
     out["mode"] = roles.labels["mode"].names(meta) if "mode" in roles.labels else ""
     for name, label in roles.labels.items():
         out[f"label:{name}"] = label.names(meta)
+    for name, vec in roles.vectors.items():
+        if all(c in meta for c in vec.columns):
+            for k, v in enumerate(vec.values(meta).T):
+                out[f"vector:{name}:{k}"] = v
     return out
 
 
@@ -125,6 +141,12 @@ def labels(t: pd.DataFrame, task: Task) -> np.ndarray:
     >>> labels(t, Task("lepton_fraction", "regression")).tolist()
     [0.5, nan]
     """
+    if task.kind == "vector":
+        from .vectors import unit
+
+        return unit(
+            np.stack([t[f"vector:{task.name}:{k}"].to_numpy(np.float64) for k in range(task.dims)], 1)
+        )
     if task.kind != "regression":
         names = t[f"label:{task.label}"].to_numpy()
         if task.positive is not None:
@@ -157,7 +179,10 @@ def select(
     None), the ``top_fraction`` most energetic events (seed 000: the top 50 %
     of nue CC events).
     """
-    keep = np.isfinite(y) & (y >= 0) if task.kind == "regression" else y >= 0
+    if task.kind == "vector":
+        keep = np.isfinite(y).all(1)
+    else:
+        keep = np.isfinite(y) & (y >= 0) if task.kind == "regression" else y >= 0
     if query:
         columns = {**{c: t[c] for c in t}, **{c: meta[c] for c in meta}}  # a metadata column wins
         keep &= selection.parse(query).mask(columns, len(meta))

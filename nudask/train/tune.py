@@ -1,0 +1,268 @@
+"""Hyperparameter search with Optuna, each trial a nudask training run run as a Dask task.
+
+A job file for ``python -m nudask.tune`` is a training job plus a ``tune`` section::
+
+    tune:
+      trials: 12                  # trials the study should hold (complete or pruned)
+      metric: val_loss            # per-epoch metric to optimise (default: train.monitor / val_loss)
+      direction: minimize         # or maximize (default: maximize for auc/accuracy, else minimize)
+      pruner: median              # median (Optuna's MedianPruner) or none
+      startup_trials: 2           # trials never pruned, and epochs before pruning starts
+      seed: 0                     # of the TPE sampler
+      space:
+        train.learning_rate: log-uniform 1e-4..1e-2
+        model.dropout: uniform 0.0..0.5
+        model.dense: int 16..128
+        model.filters: [[8, 16], [16, 32]]     # a list: a choice
+
+The study lives in a folder: ``study.db`` (Optuna's RDB storage in an SQLite
+file: a killed study resumes from it; trials that were running are marked
+failed and run again), ``trials/trial_NNNN/<stamp>/`` (each trial's run
+folder), and the summary page ``index.html`` / ``summary.md`` with the best
+trial and its config, the table of trials and Optuna's matplotlib plots
+(optimisation history, parameter importances, parallel coordinates).
+
+Trials are submitted to the current Dask client, one at a time per worker (a
+LocalCluster, or SLURM GPU workers); the search loop is Optuna's ask-and-tell.
+Each trial reports its metric every epoch to the same storage, and stops when
+the pruner says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ConfigError
+
+_RANGE = re.compile(r"^\s*(log-uniform|loguniform|uniform|int|log-int)\s+(\S+?)\s*\.\.\s*(\S+)\s*$")
+MAXIMIZE = ("auc", "accuracy", "precision", "recall", "f1")
+
+
+def load_job(path: str | os.PathLike) -> tuple[dict, dict]:
+    """The training values and the ``tune`` section of a job file (YAML or JSON)."""
+    from .config import load_file
+
+    values = load_file(path)
+    tune = values.pop("tune", None)
+    if not isinstance(tune, dict) or not tune.get("space"):
+        raise ConfigError(
+            f"config file '{path}' has no tune.space: declare the search space (see nudask.tune)"
+        )
+    known = {"trials", "metric", "direction", "pruner", "startup_trials", "seed", "space", "evaluate"}
+    unknown = sorted(set(tune) - known)
+    if unknown:
+        raise ConfigError(
+            f"config file '{path}': unknown tune keys {unknown}; known: {', '.join(sorted(known))}"
+        )
+    return values, tune
+
+
+def distribution(key: str, spec: Any):
+    """An Optuna distribution from ``log-uniform A..B``, ``uniform A..B``, ``int A..B`` or a list.
+
+    >>> distribution("train.learning_rate", "log-uniform 1e-4..1e-2")
+    FloatDistribution(high=0.01, log=True, low=0.0001, step=None)
+    >>> distribution("model.dense", "int 16..64").high
+    64
+    """
+    import optuna.distributions as d
+
+    if isinstance(spec, list):
+        if not spec:
+            raise ConfigError(f"tune.space.{key}: an empty choice")
+        return d.CategoricalDistribution([json.dumps(v) for v in spec])  # lists as JSON text
+    m = _RANGE.match(str(spec))
+    if not m:
+        raise ConfigError(
+            f"tune.space.{key}: {spec!r} is not 'log-uniform A..B', 'uniform A..B', 'int A..B' or a list"
+        )
+    kind, lo, hi = m.groups()
+    try:
+        a, b = float(lo), float(hi)
+    except ValueError:
+        raise ConfigError(f"tune.space.{key}: bounds {lo!r}..{hi!r} are not numbers") from None
+    if not a < b or (kind.startswith("log") and a <= 0):
+        raise ConfigError(f"tune.space.{key}: need 0 < A < B for log ranges and A < B, got {spec!r}")
+    if kind in ("int", "log-int"):
+        return d.IntDistribution(int(a), int(b), log=kind == "log-int")
+    return d.FloatDistribution(a, b, log=kind.startswith("log"))
+
+
+def space_of(tune: dict, base: dict) -> dict:
+    """Key -> distribution; each key is checked against the training config first."""
+    from .config import make_config
+
+    out = {}
+    for key, spec in tune["space"].items():
+        dist = distribution(key, spec)
+        sample = json.loads(dist.choices[0]) if hasattr(dist, "choices") else dist.low
+        make_config(base, [(key, sample)])  # an unknown key or a wrong type fails now
+        out[key] = dist
+    return out
+
+
+def overrides_of(params: dict) -> list[tuple[str, Any]]:
+    return [(k, json.loads(v) if isinstance(v, str) else v) for k, v in params.items()]
+
+
+def _direction(tune: dict, metric: str) -> str:
+    d = tune.get("direction") or ("maximize" if any(w in metric for w in MAXIMIZE) else "minimize")
+    if d not in ("minimize", "maximize"):
+        raise ConfigError(f"tune.direction: {d!r} is not minimize or maximize")
+    return d
+
+
+def storage_url(study: Path) -> str:
+    return f"sqlite:///{(study / 'study.db').resolve()}"
+
+
+def _storage(url: str):
+    import optuna
+
+    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+
+
+def run_trial(values: dict, params: dict, study_dir: str, url: str, study_name: str, trial_id: int,
+              number: int, metric: str) -> dict:  # fmt: skip
+    """One trial, on a Dask worker: a normal training run, reporting ``metric`` every epoch."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import optuna
+
+    from .config import make_config
+    from .fit import train
+
+    values = dict(values)
+    evaluate = bool(values.pop("_evaluate", False))
+    cfg = make_config(
+        values,
+        [*overrides_of(params), ("output.runs", os.path.join(study_dir, "trials")),
+         ("output.name", f"trial_{number:04d}")],
+    )  # fmt: skip
+    study = optuna.load_study(study_name=study_name, storage=_storage(url))
+    trial = optuna.trial.Trial(study, trial_id)
+    seen: dict = {"values": [], "pruned": False}
+
+    class Report(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            value = (logs or {}).get(metric)
+            if value is None:
+                raise ConfigError(f"tune.metric: '{metric}' is not logged; the run logs {sorted(logs or {})}")
+            seen["values"].append(float(value))
+            trial.report(float(value), epoch)
+            if trial.should_prune():
+                seen["pruned"] = True
+                self.model.stop_training = True
+
+    start = time.perf_counter()
+    run = train(cfg, evaluate=evaluate, callbacks=[Report()])
+    best = (max if study.direction.name == "MAXIMIZE" else min)(seen["values"])
+    trial.set_user_attr("run", str(run))
+    trial.set_user_attr("seconds", time.perf_counter() - start)
+    return {"value": best, "pruned": seen["pruned"], "run": str(run), "epochs": len(seen["values"])}
+
+
+def tune(job: str | os.PathLike, study: str | os.PathLike, *, data: str | None = None,
+         overrides: Sequence[tuple[str, Any]] = (), trials: int | None = None, client=None,
+         verbose: bool = True) -> dict:  # fmt: skip
+    """Run (or resume) the study of job file ``job`` in folder ``study``; returns its summary."""
+    import optuna
+    from distributed import as_completed
+
+    from ..cluster import client_or_local
+    from .config import apply_overrides, make_config
+
+    base, section = load_job(job)
+    base = apply_overrides(base, [*overrides, *([("data", data)] if data else [])])
+    cfg = make_config(base)
+    if not cfg.data:
+        raise ConfigError("no dataset: pass --data PATH or set data: in the job file")
+    base["data"] = os.path.abspath(cfg.data)
+    base["_evaluate"] = bool(section.get("evaluate", False))
+    space = space_of(section, {k: v for k, v in base.items() if k != "_evaluate"})
+    metric = (
+        section.get("metric") or cfg.train.monitor or ("val_loss" if cfg.split.validation > 0 else "loss")
+    )
+    n_trials = int(trials or section.get("trials", 10))
+    folder = Path(study)
+    folder.mkdir(parents=True, exist_ok=True)
+    url = storage_url(folder)
+    startup = int(section.get("startup_trials", 2))
+    pruner_name = section.get("pruner", "median")
+    if pruner_name not in ("median", "none"):
+        raise ConfigError(f"tune.pruner: {pruner_name!r} is not median or none")
+    pruner = (
+        optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=1)
+        if pruner_name == "median"
+        else optuna.pruners.NopPruner()
+    )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    st = optuna.create_study(
+        study_name=folder.resolve().name, storage=_storage(url), direction=_direction(section, metric),  # type: ignore[arg-type]
+        sampler=optuna.samplers.TPESampler(seed=int(section.get("seed", 0)), n_startup_trials=startup),
+        pruner=pruner, load_if_exists=True,
+    )  # fmt: skip
+    for t in st.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        st.tell(t.number, state=optuna.trial.TrialState.FAIL)  # left by a killed study: run again
+    (folder / "job.yaml").write_text(yaml.safe_dump({**{k: v for k, v in base.items() if k != "_evaluate"},
+                                                     "tune": section}, sort_keys=False))  # fmt: skip
+    values = {k: v for k, v in base.items()}
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+    def done() -> int:
+        return len(st.get_trials(deepcopy=False, states=finished))
+
+    with client_or_local(client, verbose=verbose) as c:
+        workers = list(c.scheduler_info(n_workers=-1)["workers"]) or [None]
+        free: list = list(workers)
+        running: dict[Any, tuple[Any, Any]] = {}
+        futures = as_completed()
+
+        def submit() -> None:
+            while free and done() + len(running) < n_trials:
+                trial = st.ask(space)
+                where = free.pop()
+                fut = c.submit(
+                    run_trial, values, trial.params, str(folder.resolve()), url, st.study_name,
+                    trial._trial_id, trial.number, metric, key=f"trial-{trial.number:04d}-{time.time_ns()}",
+                    workers=[where] if where else None, allow_other_workers=False, pure=False,
+                )  # fmt: skip
+                running[fut.key] = (trial, where)
+                futures.add(fut)
+                if verbose:
+                    print(f"nudask.tune: trial {trial.number} on {where}: {trial.params}", flush=True)
+
+        submit()
+        for fut in futures:
+            trial, where = running.pop(fut.key)
+            free.append(where)
+            try:
+                res = fut.result()
+            except Exception as err:  # a failed trial is recorded, the study goes on
+                st.tell(trial, state=optuna.trial.TrialState.FAIL)
+                if verbose:
+                    print(f"nudask.tune: trial {trial.number} failed: {err}", flush=True)
+                if isinstance(err, ConfigError):
+                    raise
+            else:
+                if res["pruned"]:
+                    st.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                else:
+                    st.tell(trial, res["value"])
+                if verbose:
+                    state = "pruned" if res["pruned"] else f"{metric} {res['value']:.4g}"
+                    print(
+                        f"nudask.tune: trial {trial.number} {state} after {res['epochs']} epochs", flush=True
+                    )
+            submit()
+    from .tune_report import write_study_summary
+
+    return write_study_summary(st, folder, metric, values)

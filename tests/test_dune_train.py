@@ -1,0 +1,152 @@
+"""Training on DUNE clusters: mixed widths, augmentation, caps, vector targets, a real fit, a real study."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import nudask
+from nudask.errors import ConfigError
+from nudask.simulate.dune_sn import simulate_dune_sn
+
+
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory, client):
+    raw = tmp_path_factory.mktemp("sn_raw")
+    files = simulate_dune_sn(raw, files=6, events=60, seed=2, generation="12,18", width="16,32")
+    return nudask.preprocess(files, tmp_path_factory.mktemp("sn") / "ds", client=client, progress=False)
+
+
+def cfg_of(ds, tmp_path, **sections):
+    from nudask.train.config import make_config
+
+    values = {"data": ds.path, "task": {"target": "main_track"}, "split": {"test": 0.25, "validation": 0.15},
+              "input": {"crop": "centre", "crop_size": [128, 16], "batch_size": 8, "workers": 0},
+              "output": {"runs": str(tmp_path)}}  # fmt: skip
+    for k, v in sections.items():
+        values[k] = {**values.get(k, {}), **v}
+    return make_config(values)
+
+
+def test_mixed_widths_are_refused_without_a_size(ds, tmp_path):
+    from nudask.train.data import load_data
+
+    with pytest.raises(
+        ConfigError, match=r"view 'cluster' holds images of several sizes \(128x16, 128x32\).*crop: centre"
+    ):
+        load_data(cfg_of(ds, tmp_path, input={"crop": "none", "crop_size": None}))
+
+
+@pytest.mark.parametrize("size", [[128, 16], [128, 32]])
+def test_each_cluster_is_padded_or_cropped_about_its_centre(ds, tmp_path, size):
+    from nudask.train.data import load_data
+
+    data = load_data(cfg_of(ds, tmp_path, input={"crop_size": size, "scale_factor": 1.0}))
+    source = data.source("train", shuffle=False)
+    x, _ = source.batch(0)
+    for k, row in enumerate(source.batch_rows(0)):
+        img = ds.image(int(row))["cluster"]
+        want = np.zeros(size, np.float32)
+        w = img.shape[1]
+        if w <= size[1]:
+            a = (size[1] - w) // 2
+            want[:, a : a + w] = img
+        else:
+            a = (w - size[1]) // 2
+            want[:] = img[:, a : a + size[1]]
+        np.testing.assert_array_equal(x["cluster"][k, ..., 0], want)
+
+
+def test_flips_and_the_augmentation_multiplier(ds, tmp_path):
+    from nudask.train.data import load_data
+
+    plain = load_data(cfg_of(ds, tmp_path, input={"scale_factor": 1.0}))
+    flipped = load_data(
+        cfg_of(ds, tmp_path, input={"scale_factor": 1.0, "flip_probability": 1.0, "augment": 3})
+    )
+    a, b = plain.source("train", shuffle=False), flipped.source("train", shuffle=False)
+    assert b.n_events == 3 * a.n_events
+    xa, xb = a.batch(0)[0]["cluster"], b.batch(0)[0]["cluster"]
+    rows_b = b.batch_rows(0)
+    assert (rows_b[:3] == rows_b[0]).all()  # three copies of each event
+    np.testing.assert_array_equal(xb[0], xa[0][::-1, ::-1])  # probability 1: both axes mirrored
+    assert not flipped.source("validation").flip_probability  # only training is augmented
+
+
+def test_max_samples_caps_the_events(ds, tmp_path):
+    from nudask.train.data import load_data
+
+    data = load_data(cfg_of(ds, tmp_path, task={"max_samples": 100}))
+    assert data.keep.sum() == 100
+
+
+def test_the_direction_is_a_unit_vector_target(ds, tmp_path):
+    from nudask.train.data import load_data
+
+    data = load_data(cfg_of(ds, tmp_path, task={"target": "direction", "select": "is_main_track == 1"}))
+    assert data.task.kind == "vector" and data.task.n_outputs == 3
+    y = data.y[data.keep]
+    np.testing.assert_allclose(np.linalg.norm(y, axis=1), 1, atol=1e-6)
+    np.testing.assert_allclose(y[:, 0], data.meta["true_dir_x"][data.keep], atol=1e-6)
+    assert data.source("train").batch(0)[1].shape == (8, 3)
+    with pytest.raises(ConfigError, match="flip mirrors the image but not the vector target"):
+        load_data(cfg_of(ds, tmp_path, task={"target": "direction"}, input={"flip_probability": 0.5}))
+
+
+def test_angles_and_the_sign_ambiguity():
+    from nudask.train.vectors import angles, metrics
+
+    true = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    pred = np.array([[-1.0, 0, 0], [0, 0.5, 0.5]])
+    np.testing.assert_allclose(angles(true, pred), [180, 45])
+    np.testing.assert_allclose(angles(true, pred, axial=True), [0, 45])
+    m = metrics(true, pred, axial=True)
+    assert m["sign"].startswith("axial") and m["angle_68_signed"] > m["angle_68_axial"]
+
+
+@pytest.mark.slow
+def test_main_track_identifier_trains_and_separates(ds, tmp_path):
+    from nudask.train.config import load
+    from nudask.train.fit import train
+
+    cfg = load("jobs/train_dune_mt.yaml", [("data", ds.path), ("output.runs", str(tmp_path)),
+                                           ("train.epochs", 4), ("input.workers", 0)])  # fmt: skip
+    run = train(cfg, config_path="jobs/train_dune_mt.yaml")
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["overall"]["roc_auc"] > 0.95
+    assert len(list((run / "samples").glob("sample_*.png"))) == 4
+    lr = [h.get("learning_rate") for h in json.loads((run / "history.json").read_text())]
+    assert lr[0] is None or lr[-1] < lr[0]  # decayed every epoch where keras logs it
+
+
+@pytest.mark.slow
+def test_a_study_runs_trials_as_dask_tasks_and_resumes(ds, tmp_path):
+    import optuna
+    from distributed import Client, LocalCluster
+
+    from nudask.train.tune import tune
+
+    job = tmp_path / "tune.yaml"
+    job.write_text(
+        open("jobs/tune_dune_mt.yaml")
+        .read()
+        .replace("epochs: 4", "epochs: 2")
+        .replace("trials: 8", "trials: 2")
+    )
+    study = tmp_path / "study"
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address="127.0.0.1:0") as c,
+        Client(c) as cl,
+    ):
+        res = tune(job, study, data=ds.path, client=cl, verbose=False)
+        assert len(res["trials"]) == 2 and res["best"]["value"] > 0
+        hosts = {t["run"] for t in res["trials"]}
+        assert len(hosts) == 2 and all("trial_" in h for h in hosts)
+        res = tune(job, study, data=ds.path, client=cl, trials=3, verbose=False)  # resumes: one more
+    assert [t["number"] for t in res["trials"]] == [0, 1, 2]
+    st = optuna.load_study(study_name="study", storage=f"sqlite:///{study / 'study.db'}")
+    assert len(st.trials) == 3
+    assert (study / "index.html").exists() and (study / "best_config.yaml").exists()
+    assert "plots/optimization_history.png" in res["plots"]
