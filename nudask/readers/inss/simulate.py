@@ -4,12 +4,13 @@ A toy detector of 768^3 voxels of 3 mm in liquid argon (the voxel size is an ass
 the challenge does not state it). Per image:
 
 * 1-4 muons from random points in random directions; about half stop inside the volume,
-  with a Bragg rise (dE/dx = 17 r^-0.42 MeV/cm, r the residual range in cm) and multiple
+  with a Bragg rise (dE/dx = 8 r^-0.37 MeV/cm, r the residual range in cm) and multiple
   scattering that grows near the end. A stopping muon decays (probability ``michel_fraction``)
   into a Michel electron: energy from the V-A spectrum (:func:`michel_energy`, no radiative
   corrections), a short wiggly track from the muon's end at 2.1 MeV/cm, and bremsstrahlung
   photons that deposit away from it, labelled shower as in the challenge's truth.
-* 0-2 electromagnetic showers: branching wiggly electron segments around an axis, with a
+* 0-3 stopping protons (dE/dx = 17 r^-0.42 MeV/cm): Bragg peaks without a Michel.
+* 1-3 electromagnetic showers: branching wiggly electron segments around an axis, with a
   longitudinal gamma profile (X0 = 14 cm).
 * delta rays along the muons (short tracks of 1-8 MeV) and low-energy scatters (isolated
   0.1-1 MeV deposits near the tracks).
@@ -106,7 +107,7 @@ def _muon(rng, dep, michel_fraction):
     residual_cm = (length - STEP * np.arange(n)) * VOXEL_CM if stops else np.full(n, 1e3)
     sigma = 0.002 + 0.05 / np.sqrt(np.maximum(residual_cm, 0.3))  # scattering grows at the end
     points, _ = _path(rng, start, direction, n, sigma)
-    dedx = np.minimum(17.0 * np.maximum(residual_cm, 0.15) ** -0.42, 40.0)
+    dedx = np.minimum(8.0 * np.maximum(residual_cm, 0.15) ** -0.37, 30.0)
     dedx = np.maximum(dedx, 2.1) * rng.gamma(8.0, 1 / 8.0, n)  # Landau-ish fluctuations
     dep.add(points, dedx * VOXEL_CM * STEP, TRACK)
     for k in rng.integers(0, n, rng.poisson(length / 120)):  # delta rays
@@ -117,6 +118,17 @@ def _muon(rng, dep, michel_fraction):
         dep.add(points[k] + rng.normal(0, 12, 3), rng.uniform(0.1, 1.0), SCATTER)
     if stops and rng.random() < michel_fraction:
         _michel(rng, dep, points[-1], float(michel_energy(rng, 1)[0]))
+
+
+def _proton(rng, dep):
+    """A stopping proton: short, straight, heavily ionising, labelled track, no Michel."""
+    start = rng.uniform(40, GRID - 40, 3)
+    length = rng.uniform(8, 120)
+    n = max(int(length / STEP), 2)
+    residual_cm = (length - STEP * np.arange(n)) * VOXEL_CM
+    points, _ = _path(rng, start, _unit(rng)[0], n, 0.004)
+    dedx = np.minimum(17.0 * np.maximum(residual_cm, 0.15) ** -0.42, 45.0) * rng.gamma(8.0, 1 / 8.0, n)
+    dep.add(points, dedx * VOXEL_CM * STEP, TRACK)
 
 
 def _shower(rng, dep):
@@ -167,6 +179,8 @@ def simulate_image(rng: np.random.Generator, michel_fraction: float = 0.8):
         _muon(rng, dep, michel_fraction)
     for _ in range(rng.integers(1, 4)):
         _shower(rng, dep)
+    for _ in range(rng.poisson(1.5)):
+        _proton(rng, dep)
     xyz, energy, label = voxelize(rng, dep)
     xyze = np.concatenate([xyz.astype(np.float32), energy[:, None]], axis=1)
     return xyze, label
