@@ -72,8 +72,8 @@ def test_baseline_solve_is_resumable_and_scores_what_the_scorer_says(tmp_path, c
     assert score_files(truth, labels)[0].f1 == 1.0  # the simulator's example solution is the truth
     # resume: a part already there is not redone (plant a wrong one and see it used)
     os.makedirs(out + ".parts")
-    np.savez(os.path.join(out + ".parts", "images-000000000-000000004.npz"), rows=np.array([0, 1, 2, 3], np.int32),
-             lengths=np.array([1, 1, 1, 1]))  # fmt: skip
+    planted = os.path.join(out + ".parts", "images-000000000-000000004.npz")
+    np.savez(planted, rows=np.array([0, 1, 2, 3], np.int32), lengths=np.array([1, 1, 1, 1]))
     assert main(["solve", "baseline", xyze, "--out", out, "--images-per-chunk", "4", "--workers", "1"]) == 0
     assert "(8 solved now)" in capsys.readouterr().out
     with h5py.File(out) as f:

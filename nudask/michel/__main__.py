@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 import sys
 
 from ..errors import NudaskError
@@ -49,6 +50,7 @@ def _solve(a) -> None:
     from ..readers import get_reader, guess_reader
     from .solve import BaselinePredictor, solve
 
+    predictor: Any
     if a.run == "baseline":
         predictor = BaselinePredictor()
         reader = get_reader(a.reader or guess_reader(a.xyze))

@@ -50,7 +50,7 @@ def evaluate(ds, rows, predictors: dict) -> dict:
                 michel = pred == MICHEL
             c = np.array([np.sum(michel & (label == MICHEL)), michel.sum(), np.sum(label == MICHEL)])
             counts += c
-            b = np.searchsorted(ENERGY_BINS, float(meta["michel_energy"][int(i)]), side="right") - 1
+            b = int(np.searchsorted(ENERGY_BINS, float(meta["michel_energy"][int(i)]), side="right")) - 1
             by_energy[min(max(b, 0), len(by_energy) - 1)] += c
         result = _f1(*counts)
         result["seconds_per_image"] = (time.perf_counter() - t0) / max(len(rows), 1)

@@ -57,7 +57,7 @@ class PointSet:
             raise ConfigError(f"points: unknown key(s) {unknown}; known: {', '.join(sorted(known))}")
         if "view" not in d:
             raise ConfigError("points: needs 'view' (the COO view whose entries are the points)")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
         spec = cls(**values)
         if len(spec.neighbours) != len(spec.dilation) or min(spec.neighbours, default=1) < 1:
             raise ConfigError("points: neighbours and dilation need one positive entry per scale")

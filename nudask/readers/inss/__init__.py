@@ -185,9 +185,10 @@ class INSSReader(Reader):
                     path, f"image {start + k} has voxel indices outside 0..{g - 1}", "set -O grid=N"
                 )
             key = (ijk[:, 0] * g + ijk[:, 1]) * g + ijk[:, 2]
-            order = np.argsort(key, kind="stable")
-            index = tuple(ijk[order, a].astype(np.uint16) for a in range(3))
-            energy = np.ascontiguousarray(xyze[order, 3], dtype=np.float32)
+            order = np.argsort(key)  # voxels are distinct: any sort gives the one C order
+            sorted_ijk = ijk[order].T.astype(np.uint16, order="C")
+            index = (sorted_ijk[0], sorted_ijk[1], sorted_ijk[2])
+            energy = xyze[order, 3].astype(np.float32)
             channels: dict[str, np.ndarray] = {"energy": energy}
             meta: dict[str, Any] = {
                 "n_voxels": np.int64(len(xyze)),
