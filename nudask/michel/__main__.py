@@ -35,7 +35,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--out", required=True, help="the plot (PNG) to write; a .json beside it holds the numbers"
     )
-    s.add_argument("--toy-events", type=int, default=1_000_000)
+    s.add_argument("--toy-events", type=int, default=1_000_000, help="decays in the toy MC (default 1e6)")
+    s.add_argument("--threshold", type=float, default=2.0, help="cluster threshold in MeV (default 2)")
+    s.add_argument("--seed", type=int, default=0)
     return p
 
 
@@ -93,9 +95,10 @@ def _train(a) -> None:
 
 
 def _spectrum(a) -> None:
-    from .spectrum import spectrum_plot
+    from .spectrum import Detector, spectrum_plot
 
-    print(spectrum_plot(a.data, a.out, toy_events=a.toy_events))
+    detector = Detector(threshold=a.threshold)
+    print(spectrum_plot(a.data, a.out, toy_events=a.toy_events, detector=detector, seed=a.seed))
 
 
 def main(argv=None) -> int:
