@@ -167,53 +167,116 @@ class INSSReader(Reader):
         return np.ones(n)  # images cost about the same; sizing them would read the whole file
 
     def read(self, chunk: Chunk) -> Iterator[Event]:
+        """The chunk's images, sorted into C order all at once (:func:`_c_order`).
+
+        The images' voxels are concatenated, sorted by (image, x, y, z) with one sort of
+        packed 64-bit keys and cut back into images at their offsets; channels and metadata
+        come from whole-chunk arrays (``np.take``, ``np.add.reduceat``), so the Python work
+        per image is a few slices.
+        """
         path, start, stop = chunk.path, chunk.start, chunk.stop
         labels_path = self.label_file(path)
         data = _read_rows(path, DATA, "xyze", start, stop)
-        labels = _read_rows(labels_path, LABELS, "label", start, stop) if labels_path else None
-        g = self.grid
-        for k in range(stop - start):
-            flat = data[k]
-            if flat.size % 4:
+        g, n_img = self.grid, stop - start
+        sizes = np.fromiter((a.size for a in data), np.int64, n_img)
+        bad = np.flatnonzero(sizes % 4)
+        if bad.size:
+            k = int(bad[0])
+            raise InputError(
+                path, f"image {start + k} has {sizes[k]} values, not a multiple of 4 (x, y, z, E)"
+            )
+        lengths = sizes // 4
+        offsets = np.zeros(n_img + 1, np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = np.concatenate(list(data)) if n_img else np.zeros(0, np.float32)
+        xyze = flat.reshape(-1, 4)
+        ijk = xyze[:, :3]
+        if ijk.size and (ijk.min() < 0 or ijk.max() >= g):
+            outside = np.flatnonzero(((ijk < 0) | (ijk >= g)).any(axis=1))[0]
+            k = int(np.searchsorted(offsets, outside, side="right") - 1)
+            raise InputError(path, f"image {start + k} has voxel indices outside 0..{g - 1}", "set -O grid=N")
+        order, row = _c_order(xyze, lengths, offsets, g)
+        voxels = np.take(xyze, order, axis=0)  # np.take: ~10x faster than xyze[order] on rows
+        coords = voxels[:, :3].T.astype(np.uint16)
+        energy = np.ascontiguousarray(voxels[:, 3])
+        e64 = xyze[:, 3].astype(np.float64)
+        total = _per_image(e64, offsets)
+        lab = sorted_lab = None
+        n_michel = michel_e = None
+        if labels_path is not None:
+            labels = _read_rows(labels_path, LABELS, "label", start, stop)
+            got = np.fromiter((a.size for a in labels), np.int64, n_img)
+            if not np.array_equal(got, lengths):
+                k = int(np.flatnonzero(got != lengths)[0])
                 raise InputError(
-                    path, f"image {start + k} has {flat.size} values, not a multiple of 4 (x, y, z, E)"
+                    labels_path,
+                    f"image {start + k} has {got[k]} labels for {lengths[k]} voxels in '{path}'",
+                    "the label file does not belong to this xyze file",
                 )
-            xyze = flat.reshape(-1, 4)
-            ijk = xyze[:, :3].astype(np.int64)
-            if ijk.size and (ijk.min() < 0 or ijk.max() >= g):
-                raise InputError(
-                    path, f"image {start + k} has voxel indices outside 0..{g - 1}", "set -O grid=N"
-                )
-            key = (ijk[:, 0] * g + ijk[:, 1]) * g + ijk[:, 2]
-            order = np.argsort(key)  # voxels are distinct: any sort gives the one C order
-            sorted_ijk = ijk[order].T.astype(np.uint16, order="C")
-            index = (sorted_ijk[0], sorted_ijk[1], sorted_ijk[2])
-            energy = xyze[order, 3].astype(np.float32)
-            channels: dict[str, np.ndarray] = {"energy": energy}
+            lab = (
+                np.concatenate(list(labels)).astype(np.int32, copy=False) if n_img else np.zeros(0, np.int32)
+            )
+            sorted_lab = np.take(lab, order)
+            michel = lab == MICHEL
+            n_michel = _per_image(michel.astype(np.int64), offsets)
+            michel_e = _per_image(np.where(michel, e64, 0.0), offsets)
+        shape = (g,) * 3
+        for k in range(n_img):
+            a, b = int(offsets[k]), int(offsets[k + 1])
+            channels: dict[str, np.ndarray] = {"energy": energy[a:b]}
             meta: dict[str, Any] = {
-                "n_voxels": np.int64(len(xyze)),
-                "total_energy": np.float32(xyze[:, 3].sum(dtype=np.float64)),
+                "n_voxels": np.int64(b - a),
+                "total_energy": np.float32(total[k]),
                 "n_michel": np.int32(-1),
                 "michel_energy": np.float32(np.nan),
                 "has_michel": np.int32(-1),
             }
-            if labels is not None:
-                lab = np.asarray(labels[k], np.int32)
-                if lab.size != len(xyze):
-                    raise InputError(
-                        labels_path or path,
-                        f"image {start + k} has {lab.size} labels for {len(xyze)} voxels in '{path}'",
-                        "the label file does not belong to this xyze file",
-                    )
-                channels["label"] = lab[order]
-                michel = lab == MICHEL
-                meta["n_michel"] = np.int32(michel.sum())
-                meta["michel_energy"] = np.float32(xyze[michel, 3].sum(dtype=np.float64))
-                meta["has_michel"] = np.int32(michel.any())
-            channels["row"] = order.astype(np.int32)
+            if sorted_lab is not None and n_michel is not None and michel_e is not None:
+                channels["label"] = sorted_lab[a:b]
+                meta["n_michel"] = np.int32(n_michel[k])
+                meta["michel_energy"] = np.float32(michel_e[k])
+                meta["has_michel"] = np.int32(n_michel[k] > 0)
+            channels["row"] = row[a:b]
+            index = (coords[0, a:b], coords[1, a:b], coords[2, a:b])
             yield Event(
-                EventId(0, 0, start + k), start + k, meta, {"voxels": Coo.of((g,) * 3, index, **channels)}
+                EventId(0, 0, start + k), start + k, meta, {"voxels": Coo.of(shape, index, **channels)}
             )
+
+
+ROW_BITS, KEY_BITS = 20, 30  # voxels per image < 2^20; (x * g + y) * g + z < 2^30 (g <= 1024)
+
+
+def _c_order(
+    xyze: np.ndarray, lengths: np.ndarray, offsets: np.ndarray, g: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices that put every image's voxels in C (x, y, z) order (images kept in turn), and
+    each one's row in its own image (int32).
+
+    One ``np.sort`` (not ``argsort``: about 1.7x faster) of packed int64 keys
+    ``image << 50 | xyz << 20 | row``, the row decoded from the low bits; chunks or images
+    too big to pack (over 8,192 images, 2^20 voxels or a grid over 1024) take an argsort of
+    ``image * g^3 + xyz``.
+    """
+    n_img = len(lengths)
+    x, y, z = (xyze[:, a].astype(np.int64) for a in range(3))
+    xyz = (x * g + y) * g + z
+    image = np.repeat(np.arange(n_img, dtype=np.int64), lengths)
+    if n_img <= 1 << (63 - ROW_BITS - KEY_BITS) and g <= 1024 and (lengths.max(initial=0) < 1 << ROW_BITS):
+        row = np.arange(len(xyz), dtype=np.int64) - offsets[image]
+        packed = np.sort((image << (ROW_BITS + KEY_BITS)) | (xyz << ROW_BITS) | row)
+        row = packed & ((1 << ROW_BITS) - 1)
+        return offsets[packed >> (ROW_BITS + KEY_BITS)] + row, row.astype(np.int32)
+    order = np.argsort(image * g**3 + xyz)
+    return order, (order - offsets[image]).astype(np.int32)  # image[order] == image
+
+
+def _per_image(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Sums of ``values`` over each image's slice ``offsets[k]:offsets[k + 1]`` (empty ones 0)."""
+    sums = np.zeros(len(offsets) - 1, values.dtype)
+    full = offsets[1:] > offsets[:-1]
+    if values.size:
+        sums[full] = np.add.reduceat(values, offsets[:-1][full])
+    return sums
 
 
 def _read_rows(path: str, name: str, kind: str, start: int, stop: int) -> np.ndarray:
