@@ -25,7 +25,7 @@ from nudask.testing import ReaderContract
 
 N_FILES = 30
 HOST = Path(nudask.__file__).parent
-FORMAT_NAMES = re.compile(r"microboone|uboone|\bnova\b|dune", re.IGNORECASE)
+FORMAT_NAMES = re.compile(r"microboone|uboone|\bnova\b|dune|inss", re.IGNORECASE)
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +135,12 @@ def test_a_training_batch(ds, tmp_path):
         {
             "data": ds.path,
             "task": {"target": "kind"},
-            "input": {"views": ["xy"], "batch_size": 4, "crop": "none"},  # frame is dense: not streamed
+            "input": {  # images of several sizes: each at the top left of a window of the largest
+                "views": ["xy"],
+                "batch_size": 4,
+                "crop": "fixed",
+                "crop_size": list(ds.views["xy"].shape),
+            },
             "split": {"test": 0.3, "validation": 0.0},
             "output": {"runs": str(tmp_path)},
         }

@@ -50,6 +50,7 @@ BUILTIN = {
     "microboone": "nudask.readers.microboone:MicroBooNEReader",
     "nova": "nudask.readers.nova:NOvAReader",
     "dune_sn": "nudask.readers.dune_sn:DuneSNReader",
+    "inss": "nudask.readers.inss:INSSReader",
 }
 GROUP = "nudask.readers"
 _METHODS = ("views", "metadata_fields", "event_weights", "read")  # what a reader must define

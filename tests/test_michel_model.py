@@ -1,0 +1,44 @@
+"""The point network end to end on a few images: train from the stream, evaluate, solve, score."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+import nudask
+from nudask.michel.__main__ import main
+from nudask.michel.score import score_files
+from nudask.readers.inss.simulate import write_files
+
+
+@pytest.mark.slow
+def test_train_then_solve_with_the_run(tmp_path, capsys):
+    xyze, labels, _ = write_files(str(tmp_path), images=8, seed=13)
+    nudask.preprocess(xyze, tmp_path / "ds", events_per_chunk=4, progress=False)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        "points: {max_points: 1024, batch_size: 2}\nmodel: {width: 8}\ntrain: {epochs: 1, validation: 0.25}\n"
+    )
+    run = str(tmp_path / "run")
+    assert main(["train", "--config", str(config), "--data", str(tmp_path / "ds"), "--out", run]) == 0
+    report = capsys.readouterr().out
+    assert "Michel voxels on 2 validation images" in report and "baseline" in report
+    result = json.load(open(os.path.join(run, "evaluation.json")))
+    confusion = np.array(result["model"]["confusion"])
+    assert confusion.shape == (5, 5) and confusion.sum() == sum(
+        nudask.open_dataset(tmp_path / "ds").coo(i)["voxels"].nnz
+        for i in json.load(open(f"{run}/run.json"))["validation_rows"]
+    )
+    out = str(tmp_path / "solution.h5")
+    assert main(["solve", run, xyze, "--out", out, "--images-per-chunk", "4", "--workers", "1"]) == 0
+    with h5py.File(out) as f:
+        sol = f["solution"][:]
+    with h5py.File(labels) as f:
+        n_voxels = [len(a) for a in f["labels"][:]]
+    assert len(sol) == 8 and all(r.size == 0 or (r.min() >= 0 and r.max() < n) for r, n in zip(sol, n_voxels))
+    total, _ = score_files(out, labels)
+    assert total.true > 0 and 0.0 <= total.f1 <= 1.0
