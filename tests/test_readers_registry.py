@@ -183,7 +183,7 @@ def test_duplicates_warn_naming_both_targets_and_the_builtin_wins(plugins):
 
 def test_broken_plugins_warn_and_are_left_out(plugins):
     names, messages = _collect(available_readers)
-    assert names == ["first", "microboone", "nova", "atoy", "points", "sniffy", "toy"]
+    assert names == ["first", "microboone", "nova", "connie", "atoy", "points", "sniffy", "toy"]
     broken = {m.split("'")[1]: m for m in messages if "is left out" in m}
     assert set(broken) == {"plain", "half", "wrongname", "missing", "raising"}
     assert "ModuleNotFoundError: No module named 'nudask_no_such_module'" in broken["missing"]
@@ -216,7 +216,7 @@ def test_guessing_order_and_broken_plugins_do_not_break_it(plugins, nova_file, b
     assert [m.split(":")[0] for m in messages] == ["reader plugin 'sniffy'"]
     with runtime_warnings() as messages, pytest.raises(InputError) as err:
         guess_reader(tmp_path / "x.unknown")
-    assert "no reader recognises it (tried first, microboone, nova, atoy, points, sniffy, toy)" in str(
+    assert "no reader recognises it (tried first, microboone, nova, connie, atoy, points, sniffy, toy)" in str(
         err.value
     )
     assert "--reader NAME" in str(err.value)
@@ -230,8 +230,8 @@ def test_builtins_alone_guess_in_the_stated_order(tmp_path, monkeypatch):
     monkeypatch.setattr(metadata, "entry_points", lambda **kw: [])
     refresh_readers()
     try:
-        assert available_readers() == ["microboone", "nova"]
-        with pytest.raises(InputError, match=r"tried microboone, nova\)"):
+        assert available_readers() == ["microboone", "nova", "connie"]
+        with pytest.raises(InputError, match=r"tried microboone, nova, connie\)"):
             guess_reader(tmp_path / "notes.txt")
     finally:
         monkeypatch.undo()
@@ -244,7 +244,7 @@ def test_the_same_entry_point_seen_twice_is_no_duplicate(monkeypatch):
     refresh_readers()
     try:
         names, messages = _collect(available_readers)
-        assert names == ["microboone", "nova"] and messages == []
+        assert names == ["microboone", "nova", "connie"] and messages == []
     finally:
         monkeypatch.undo()
         refresh_readers()
@@ -282,7 +282,7 @@ def test_builtin_options_are_checked_before_the_reader_is_made():
 def test_listing_shows_descriptions_suffixes_and_options(plugins):
     text, _ = _collect(describe_readers)
     blocks = {b.split(":")[0]: b for b in text.split("\n\n")}
-    assert list(blocks) == ["first", "microboone", "nova", "atoy", "points", "sniffy", "toy"]
+    assert list(blocks) == ["first", "microboone", "nova", "connie", "atoy", "points", "sniffy", "toy"]
     assert blocks["toy"] == "\n".join(
         [
             "toy: toy test format",

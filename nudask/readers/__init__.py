@@ -49,6 +49,7 @@ DEFAULT_READER = "microboone"  # the demo's format, and `nudask simulate`'s with
 BUILTIN = {
     "microboone": "nudask.readers.microboone:MicroBooNEReader",
     "nova": "nudask.readers.nova:NOvAReader",
+    "connie": "nudask.readers.connie:ConnieReader",
 }
 GROUP = "nudask.readers"
 _METHODS = ("views", "metadata_fields", "event_weights", "read")  # what a reader must define
