@@ -22,7 +22,6 @@ import numpy as np
 from nudask.readers.connie.extract import EV_PER_ELECTRON, Recipe, extract_events
 from nudask.readers.connie.simulate import simulate_amplifier
 
-
 DEFAULT = Recipe()
 
 
