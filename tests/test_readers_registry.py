@@ -216,8 +216,9 @@ def test_guessing_order_and_broken_plugins_do_not_break_it(plugins, nova_file, b
     assert [m.split(":")[0] for m in messages] == ["reader plugin 'sniffy'"]
     with runtime_warnings() as messages, pytest.raises(InputError) as err:
         guess_reader(tmp_path / "x.unknown")
-    assert "no reader recognises it (tried first, microboone, nova, connie, atoy, points, sniffy, toy)" in str(
-        err.value
+    assert (
+        "no reader recognises it (tried first, microboone, nova, connie, atoy, points, sniffy, toy)"
+        in str(err.value)
     )
     assert "--reader NAME" in str(err.value)
     assert messages == [
