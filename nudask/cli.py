@@ -314,8 +314,11 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     args.command_line = ["nudask", *(sys.argv[1:] if argv is None else argv)]
-    with exit_on_error(f"nudask {args.command}"):
-        return COMMANDS[args.command](args) or 0
+    try:
+        with exit_on_error(f"nudask {args.command}"):
+            return COMMANDS[args.command](args) or 0
+    except SystemExit as stop:  # a NudaskError, reported on one line: its exit status
+        return stop.code if isinstance(stop.code, int) else 1
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ def to_uint8(image: np.ndarray, spec: ViewSpec) -> np.ndarray:
 
     Integer images already within 0..255 (8-bit pixel maps) are kept as they are.
 
-    >>> to_uint8(np.array([0.0, 50.0, 200.0]), ViewSpec("u", ("wire", "time"), (3,), vmax=100.0))
+    >>> to_uint8(np.array([0.0, 50.0, 200.0]), ViewSpec("u", ("wire",), (3,), vmax=100.0))
     array([  0, 127, 255], dtype=uint8)
     """
     image = np.asarray(image)

@@ -79,8 +79,7 @@ class Coo:
     value channel by name (``energy``, ``label``, ...), all aligned with
     ``index``; ``values`` is the first.
 
-    >>> c = Coo((4,), (np.array([1, 3]),), np.array([2.0, 5.0]), {"energy": np.array([2.0, 5.0]),
-    ...         "label": np.array([0, 2])})
+    >>> c = Coo.of((4,), (np.array([1, 3]),), energy=np.array([2.0, 5.0]), label=np.array([0, 2]))
     >>> list(c.channels), c.nnz
     (['energy', 'label'], 2)
     """

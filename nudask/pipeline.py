@@ -334,8 +334,9 @@ def preprocess(
     if on_error not in ON_ERROR:
         raise ConfigError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     out = os.path.abspath(os.fspath(out))
+    named = get_reader(reader, **(reader_options or {})) if reader is not None else None  # options first
     paths = expand_inputs(inputs, on_error=on_error)
-    rdr = get_reader(reader or guess_reader(paths[0]), **(reader_options or {}))
+    rdr = named or get_reader(guess_reader(paths[0]), **(reader_options or {}))
     settings, storage = _settings(
         events_per_chunk, eight_bit, row_group_events, compression, compression_level
     )

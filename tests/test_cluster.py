@@ -438,6 +438,6 @@ def test_cli_preprocess_over_tls(bnb_files, tmp_path, capsys):
     assert main(args) == 0
     assert "dashboard: http://127.0.0.1:" in capsys.readouterr().out
     ds = open_dataset(out)
-    assert ds.manifest["events"] == 16 and len(ds) == 16 and ds.manifest["failed"] == []
+    assert ds.manifest.events == 16 and len(ds) == 16 and ds.manifest.failed == []
     workers = read_run_log(out)["workers"]  # address -> identity of every worker seen in the run
     assert len(workers) == 2 and all(a.startswith("tls://127.0.0.1:") for a in workers), workers

@@ -26,7 +26,7 @@ def test_peak_memory_does_not_grow_with_the_chunk(tmp_path):
         tracemalloc.start()
         try:
             run_chunk(
-                Chunk(path, reader.name, 0, n_events),
+                (Chunk(path, reader.name, 0, n_events),),
                 reader=reader,
                 out=str(tmp_path),
                 schema=the_plan.schema,

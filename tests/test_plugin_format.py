@@ -170,3 +170,21 @@ class TestPointsContract(ReaderContract):
     @pytest.fixture
     def sample_file(self, files):
         return files[0]
+
+
+def test_many_inputs_are_planned_on_the_workers(files):
+    from distributed import Client, LocalCluster, get_task_stream
+
+    from nudask.pipeline import LOCAL_PLAN_FILES, plan
+
+    assert len(files) > LOCAL_PLAN_FILES
+    reader = nudask.get_reader("points")
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address="127.0.0.1:0") as c,
+        Client(c) as cl,
+    ):
+        with get_task_stream(cl) as ts:
+            remote = plan(files, reader, events_per_chunk=8, on_error="raise", eight_bit=False, client=cl)
+        workers = {t["worker"] for t in ts.data if str(t["key"]).startswith("plan_files")}
+    local = plan(files, reader, events_per_chunk=8, on_error="raise", eight_bit=False)
+    assert workers and remote.tasks == local.tasks and remote.schema.equals(local.schema)

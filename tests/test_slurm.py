@@ -221,7 +221,7 @@ def test_preprocess_over_tls_on_slurm(slurm, bnb_files, tmp_path, capsys):
             progress=False,
         )
         assert sorted(dataset_ids(ds)) == sorted(input_ids(bnb_files))  # every event, once
-        assert ds.manifest["events"] == 16 and ds.manifest["failed"] == []
+        assert ds.manifest.events == 16 and ds.manifest.failed == []
         seen = read_run_log(tmp_path / "ds")["workers"]
         assert seen and all(a.startswith("tls://") for a in seen), list(seen)
         jobs = job_ids(cluster)
@@ -267,8 +267,8 @@ def test_slurm_dataset_equals_local_cluster_dataset(slurm_client, client, bnb_fi
         assert ta.equals(tb)  # everything but file-level metadata
     assert sorted(dataset_ids(on_slurm)) == sorted(input_ids(bnb_files))
     strip = ("created", "run")
-    ma = {k: v for k, v in on_slurm.manifest.items() if k not in strip}
-    mb = {k: v for k, v in local.manifest.items() if k not in strip}
+    ma = {k: v for k, v in on_slurm.manifest.to_json().items() if k not in strip}
+    mb = {k: v for k, v in local.manifest.to_json().items() if k not in strip}
     assert ma == mb
     workers = on_slurm.manifest.run["workers"]
     assert len(workers) == 2 and not set(workers) & set(local.manifest.run["workers"])

@@ -10,11 +10,14 @@ import json
 import os
 import re
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from nudask.dataset.write import file_sha256, footer_sha256
+from nudask.records import Manifest
 from nudask.train.config import ConfigError, make_config
 from nudask.train.data import DataError, load_data
 
@@ -141,7 +144,20 @@ def test_missing_column_is_refused(mb, tmp_path):
     shutil.copytree(mb, copy)
     first = sorted(copy.glob("*.parquet"))[0]
     table = pq.read_table(first)
-    pq.write_table(table.drop_columns(["y_value"]), first)
+    pq.write_table(table.drop_columns(["y_value"]), first)  # a part written without a view's column
+    manifest = Manifest.read(str(copy))  # ... and recorded as written, so the parts check out
+    manifest.files = [
+        replace(
+            p,
+            bytes=first.stat().st_size,
+            sha256=file_sha256(str(first)),
+            footer_sha256=footer_sha256(str(first)),
+        )
+        if p.name == first.name
+        else p
+        for p in manifest.files
+    ]
+    manifest.write(str(copy))
     with pytest.raises(DataError, match=r"lacks the columns \['y_value'\]"):
         load_data(quick_config(str(copy), tmp_path))
     data = load_data(quick_config(str(copy), tmp_path, input={"views": ["u", "v"]}))  # y not needed

@@ -22,7 +22,7 @@ def part_name(chunks: Chunk | Sequence[Chunk]) -> str:
     >>> part_name(Chunk("/d/bnb_WithWire_00.h5", "reader", 0, 50))[:25]
     'part-bnb_WithWire_00-124b'
     >>> part_name([Chunk("/d/a.fits", "x", 0, 1), Chunk("/d/b.fits", "x", 0, 1)])[:22]
-    'part-a-n00002-00c07f3b'
+    'part-a-n00002-f6641dc2'
     """
     if isinstance(chunks, Chunk):
         chunks = [chunks]
