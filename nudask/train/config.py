@@ -85,8 +85,9 @@ class Input:
         default="none",
         metadata=doc(
             "crop window: none, fixed (at crop_origin), vertex (centred on the "
-            "true vertex) or centroid (centred on the charge)",
-            ("none", "fixed", "vertex", "centroid"),
+            "true vertex), centroid (centred on the charge) or centre (each event's image "
+            "centred in the window: padded when smaller, its centre cut out when larger)",
+            ("none", "fixed", "vertex", "centroid", "centre"),
         ),
     )
     crop_size: list[int] | None = field(
