@@ -24,6 +24,7 @@ import yaml
 from .. import selection
 from ..errors import ConfigError
 from ..options import parse_key_value
+from .prepare import AUGMENTATIONS
 
 
 def doc(help: str, choices: tuple | None = None) -> dict:
@@ -106,6 +107,14 @@ class Input:
     scale_factor: float | None = field(
         default=None, metadata=doc("factor (null: 1/vmax of the view, 1/255 for 8-bit maps)")
     )
+    augment: list[str] | None = field(
+        default=None,
+        metadata=doc(
+            "training-batch augmentation, drawn per event (same draw for every view): flip_rows, "
+            "flip_cols (each flips half of the events), rot90 (turns by 0/90/180/270 degrees; "
+            "square inputs); null: none"
+        ),
+    )
     batch_size: int = field(default=32, metadata=doc("events per batch"))
     buffer_events: int = field(
         default=256, metadata=doc("shuffle buffer in events: bounds the stream's memory")
@@ -133,7 +142,12 @@ class Input:
 class Model:
     name: str = field(
         default="small_cnn",
-        metadata=doc("small_cnn (the seeds' two conv + max-pool blocks) or resnet", ("small_cnn", "resnet")),
+        metadata=doc(
+            "small_cnn (the seeds' two conv + max-pool blocks), resnet, resnet18 (resnet with "
+            "stages [2, 2, 2, 2]; width 64 is the original ResNet-18), or a feature model on "
+            "metadata columns (features.columns): random_forest (scikit-learn) or xgboost",
+            ("small_cnn", "resnet", "resnet18", "random_forest", "xgboost"),
+        ),
     )
     filters: list[int] = field(
         default_factory=lambda: [16, 32], metadata=doc("small_cnn: filters of each conv block")
@@ -153,6 +167,10 @@ class Model:
         metadata=doc("resnet: residual blocks per stage (each stage halves the size)"),
     )
     width: int = field(default=16, metadata=doc("resnet: filters of the first stage (doubled every stage)"))
+    batchnorm_momentum: float = field(
+        default=0.99,
+        metadata=doc("resnet, resnet18: momentum of the batch-norm running statistics (lower for few steps)"),
+    )
 
 
 @dataclass
@@ -285,6 +303,9 @@ def _check(cfg: Config) -> Config:
             raise ConfigError(f"input.{key} must be [rows, cols] of positive integers, got {v}")
     if i.crop != "none" and i.crop_size is None:
         raise ConfigError(f"input.crop: {i.crop} needs input.crop_size: [rows, cols]")
+    bad = [a for a in i.augment or () if a not in AUGMENTATIONS]
+    if bad:
+        raise ConfigError(f"input.augment: {bad} unknown; choose from {', '.join(AUGMENTATIONS)}")
     if cfg.task.select:  # syntax and literals now; the column names once the dataset is open
         selection.parse(cfg.task.select)
     f = cfg.task.energy_top_fraction

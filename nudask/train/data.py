@@ -88,6 +88,7 @@ class Data:
             capacity=i.device_capacity,
             prefetch=i.max_queue_size + i.workers,
             y_dtype=np.int32 if self.task.kind == "classes" else np.float32,
+            augment=tuple(i.augment or ()) if train else (),
         )
 
     def summary(self) -> dict:
@@ -164,6 +165,14 @@ def _preps(cfg: Config, views: dict, info: dict) -> dict[str, ViewPrep]:
             scale,
             spec.kind == "dense",
         )
+    if i.augment and i.densify == "device":
+        raise ConfigError("input.augment flips and turns dense batches: use densify: host")
+    if i.augment and "rot90" in i.augment:
+        odd = {v: p.out_shape for v, p in out.items() if p.out_shape[0] != p.out_shape[1]}
+        if odd:
+            raise ConfigError(
+                f"input.augment: rot90 needs square inputs, got {odd}: set input.crop_size: [n, n]"
+            )
     if i.densify == "device" and i.scale == "log" and tuple(i.downsample) != (1, 1):
         raise ConfigError(
             "input.densify: device sums downsampled pixels on the device, after "

@@ -181,7 +181,8 @@ def paste(prep: ViewPrep, out: np.ndarray, image: np.ndarray, corner: tuple[int,
     """Write the window at ``corner`` of one dense ``image`` into ``out`` (``out_shape``, zeroed).
 
     Parts of the window outside the image stay zero (padding); then blocks are
-    summed (downsampling) and the values scaled as :func:`place` does.
+    summed (downsampling) and the values scaled as :func:`place` does, except that
+    ``log`` keeps the sign (``sign(v) log1p(|v|)``: noise below zero stays finite).
 
     >>> out = np.zeros((3, 3), np.float32)
     >>> paste(ViewPrep("e", (2, 2), (3, 3), factor=0.5), out, np.array([[2., 4.], [6., 8.]]), (-1, 0))
@@ -205,8 +206,11 @@ def paste(prep: ViewPrep, out: np.ndarray, image: np.ndarray, corner: tuple[int,
         np.multiply(src, scale, out=full[a - r0 : b - r0, c - c0 : d - c0], casting="unsafe")
         out[...] = full.reshape(oh, dr, ow, dc).sum(axis=(1, 3))
         dst = out
-    if prep.scale == "log":
+    if prep.scale == "log":  # signed: dense images hold noise below zero (log1p(-1) is -inf)
+        sign = np.sign(dst)
+        np.abs(dst, out=dst)
         np.log1p(dst, out=dst)
+        dst *= sign
     dst *= np.float32(prep.factor)
 
 
@@ -310,3 +314,33 @@ def pad_coo(
     index_out[image[ok], slot[ok]] = pixel[ok]
     value_out[image[ok], slot[ok]] = val[ok]
     return int(flat.size - ok.sum())
+
+
+AUGMENTATIONS = ("flip_rows", "flip_cols", "rot90")
+
+
+def augment(images: list[np.ndarray], ops, rng: np.random.Generator) -> None:
+    """Flip and rotate the events of a batch in place, the same draw for every view of an event.
+
+    ``images`` are ``(n, rows, cols, ...)`` arrays; ``ops`` a subset of
+    :data:`AUGMENTATIONS`: ``flip_rows`` / ``flip_cols`` flip half of the events
+    (drawn per event) upside down / left to right, ``rot90`` turns each event by
+    0, 90, 180 or 270 degrees (square images only).
+
+    >>> a = np.arange(8.).reshape(2, 2, 2)
+    >>> augment([a], ["flip_cols"], np.random.default_rng(0)); a[:, 0].tolist()  # draws 0.64, 0.27
+    [[0.0, 1.0], [5.0, 4.0]]
+    """
+    n = images[0].shape[0]
+    flips = {op: rng.random(n) < 0.5 for op in ("flip_rows", "flip_cols") if op in ops}
+    turns = rng.integers(0, 4, n) if "rot90" in ops else None
+    for a in images:
+        if "flip_rows" in flips:
+            a[flips["flip_rows"]] = a[flips["flip_rows"], ::-1]
+        if "flip_cols" in flips:
+            a[flips["flip_cols"]] = a[flips["flip_cols"], :, ::-1]
+        if turns is not None:
+            for q in (1, 2, 3):
+                mine = turns == q
+                if mine.any():
+                    a[mine] = np.rot90(a[mine], q, axes=(1, 2))

@@ -217,12 +217,14 @@ class BatchSource:
         capacity: int = 16384,
         prefetch: int = 4,
         y_dtype=np.float32,
+        augment: tuple[str, ...] = (),
     ):
         self.layout, self.rows, self.preps, self.columns = layout, np.asarray(rows, np.int64), preps, columns
         self.y, self.weights, self.centres = y, weights, centres or {}
         self.batch_size, self.buffer_events = batch_size, buffer_events
         self.shuffle, self.seed, self.balance = shuffle, seed, balance
         self.densify, self.capacity, self.y_dtype = densify, capacity, y_dtype
+        self.augment = tuple(augment)
         # batches alive at once: ``prefetch`` queued or being made, the one being trained on,
         # one more the backend may hold (a tensor can alias the numpy buffer); the windows
         # those batches touch stay cached
@@ -283,6 +285,14 @@ class BatchSource:
         x = {}
         for view, prep in self.preps.items():
             x.update(self._view_input(i, view, prep, n, rows, parts))
+        if self.augment:  # the same draws for the same (seed, epoch, batch) in any worker
+            prepare.augment(
+                list(x.values()), self.augment, np.random.default_rng([self.seed, self.epoch, i, 2])
+            )
+            with self._lock:  # moved pixels: the buffers are zeroed whole next time
+                for view in self.preps:
+                    key = (view, i % self.ring)
+                    self._buffers[key] = (self._buffers[key][0], None)
         y = self.y[rows].astype(self.y_dtype)
         if self.y_dtype == np.float32:
             y = y.reshape(-1, 1)
