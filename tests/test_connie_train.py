@@ -68,3 +68,47 @@ def test_resnet18_separates_the_classes(events, tmp_path):
     assert (np.diag(m["confusion"]).sum() / np.sum(m["confusion"])) == pytest.approx(m["accuracy"])
     recall = m["recall_per_class"]
     assert recall["muon"] > 0.8 and recall["alpha"] > 0.8
+
+
+def _feature_run(ds, tmp_path, client, name, grid):
+    from nudask.train import load
+    from nudask.train.features import train_features
+
+    cfg = load(
+        os.path.join(JOBS, "train_connie_xgb.yaml"),
+        [("data", ds.path), ("model.name", name), ("features.folds", 3), ("features.grid", grid),
+         ("train.verbose", 0), ("report.event_displays", 0), ("output.runs", str(tmp_path))],
+    )  # fmt: skip
+    return train_features(cfg, client=client)
+
+
+@pytest.mark.slow
+def test_feature_models_search_on_dask_and_reload_without_pickle(events, tmp_path, client):
+    from distributed import get_task_stream
+
+    from nudask.train.compare import compare
+    from nudask.train.features import evaluate_features
+
+    ds, _ = events
+    with get_task_stream(client) as tasks:
+        xgb_run = _feature_run(ds, tmp_path, client, "xgboost", {"max_depth": [2, 4], "n_estimators": [30]})
+    assert len(tasks.data) >= 2 * 3  # every (grid point, fold) fit ran on the cluster
+    rf_run = _feature_run(ds, tmp_path, client, "random_forest", {"n_estimators": [50], "max_depth": [None]})
+    for run, model in ((xgb_run, "model.json"), (rf_run, "model.skops")):
+        assert (run / model).exists() and not list(run.glob("*.pkl"))
+        m = json.loads((run / "metrics.json").read_text())
+        assert m["overall"]["events"] == 72 and m["overall"]["accuracy"] > 0.8  # 0.94 / 0.93 when written
+        imp = m["feature_importances"]
+        assert set(imp) == set(json.loads((run / "dataset.json").read_text())["features"])
+        assert sum(imp.values()) == pytest.approx(1, abs=1e-3) and max(imp, key=imp.get) in imp
+        assert (run / "plots" / "importances.png").exists() and (run / "plots" / "confusion.png").exists()
+        before = (run / "predictions.csv").read_text()
+        again = evaluate_features(run)  # the saved model, loaded back (JSON / skops)
+        assert (run / "predictions.csv").read_text() == before
+        assert again["overall"]["accuracy"] == m["overall"]["accuracy"]
+    cv = json.loads((xgb_run / "cv_results.json").read_text())
+    assert len(cv["candidates"]) == 2 and all(len(c["folds"]) == 3 for c in cv["candidates"])
+    res = compare([xgb_run, rf_run], tmp_path / "cmp")
+    assert [r["model"] for r in res["runs"]] == ["xgboost", "random_forest"]
+    assert res["test_events"] == 72 and sum(res["per_class_events"].values()) == 72
+    assert "| xgboost |" in (tmp_path / "cmp" / "comparison.md").read_text()

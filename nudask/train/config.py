@@ -174,6 +174,35 @@ class Model:
 
 
 @dataclass
+class Features:
+    columns: list[str] | None = field(
+        default=None,
+        metadata=doc(
+            "feature models: the metadata columns they learn from (null: every numeric metadata "
+            "column but the event identity and the label and energy role columns)"
+        ),
+    )
+    folds: int = field(default=5, metadata=doc("feature models: stratified k-fold cross-validation folds"))
+    grid: dict[str, list] | None = field(
+        default=None,
+        metadata=doc(
+            "feature models: the grid searched, parameter -> values, e.g. {max_depth: [3, 6]} "
+            "(estimator parameters of scikit-learn / xgboost; null: the defaults only)"
+        ),
+    )
+    scoring: str = field(
+        default="accuracy", metadata=doc("feature models: the grid search's scikit-learn score")
+    )
+    scheduler: str | None = field(
+        default=None,
+        metadata=doc(
+            "feature models: Dask scheduler address the grid-search fits run on (joblib's Dask "
+            "backend); null: a local cluster of this machine's cores"
+        ),
+    )
+
+
+@dataclass
 class Train:
     epochs: int = field(default=10, metadata=doc("epochs to train"))
     learning_rate: float = field(default=1e-3, metadata=doc("optimizer learning rate"))
@@ -213,6 +242,7 @@ class Config:
     split: Split = field(default_factory=Split)
     input: Input = field(default_factory=Input)
     model: Model = field(default_factory=Model)
+    features: Features = field(default_factory=Features)
     train: Train = field(default_factory=Train)
     report: Report = field(default_factory=Report)
     output: Output = field(default_factory=Output)
@@ -232,6 +262,18 @@ def _coerce(value, tp, key: str):
         return None if value is None else _coerce(value, args[0], key)
     if value is None:
         raise ConfigError(f"{key}: a value is required (null is not allowed)")
+    if typing.get_origin(tp) is dict:  # a parameter grid: names -> lists of plain values
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping of name: [values], got {value!r}")
+        out = {}
+        for name, values in value.items():
+            values = values if isinstance(values, list) else [values]
+            if not all(v is None or isinstance(v, (bool, int, float, str)) for v in values):
+                raise ConfigError(
+                    f"{key}.{name}: expected a list of numbers, strings or null, got {values!r}"
+                )
+            out[str(name)] = values
+        return out
     if typing.get_origin(tp) is list:
         (item,) = typing.get_args(tp)
         if not isinstance(value, (list, tuple)):
@@ -313,6 +355,8 @@ def _check(cfg: Config) -> Config:
         raise ConfigError(f"task.energy_top_fraction must be in (0, 1], got {f}")
     if not 0 <= cfg.model.dropout < 1:
         raise ConfigError(f"model.dropout must be in [0, 1), got {cfg.model.dropout}")
+    if cfg.features.folds < 2:
+        raise ConfigError(f"features.folds must be >= 2, got {cfg.features.folds}")
     if cfg.train.epochs < 1 or cfg.train.learning_rate <= 0:
         raise ConfigError("train.epochs must be >= 1 and train.learning_rate > 0")
     if cfg.model.name == "small_cnn" and len(cfg.model.pool) != len(cfg.model.filters):
