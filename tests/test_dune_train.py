@@ -64,7 +64,7 @@ def test_flips_and_the_augmentation_multiplier(ds, tmp_path):
 
     plain = load_data(cfg_of(ds, tmp_path, input={"scale_factor": 1.0}))
     flipped = load_data(
-        cfg_of(ds, tmp_path, input={"scale_factor": 1.0, "flip_probability": 1.0, "augment": 3})
+        cfg_of(ds, tmp_path, input={"scale_factor": 1.0, "flip_probability": 1.0, "augment_repeat": 3})
     )
     a, b = plain.source("train", shuffle=False), flipped.source("train", shuffle=False)
     assert b.n_events == 3 * a.n_events

@@ -25,7 +25,7 @@ from nudask.testing import ReaderContract
 
 N_FILES = 30
 HOST = Path(nudask.__file__).parent
-FORMAT_NAMES = re.compile(r"microboone|uboone|\bnova\b|dune|inss", re.IGNORECASE)
+FORMAT_NAMES = re.compile(r"microboone|uboone|\bnova\b|dune|inss|connie", re.IGNORECASE)
 
 
 @pytest.fixture(scope="module")

@@ -51,6 +51,7 @@ BUILTIN = {
     "nova": "nudask.readers.nova:NOvAReader",
     "dune_sn": "nudask.readers.dune_sn:DuneSNReader",
     "inss": "nudask.readers.inss:INSSReader",
+    "connie": "nudask.readers.connie:ConnieReader",
 }
 GROUP = "nudask.readers"
 _METHODS = ("views", "metadata_fields", "event_weights", "read")  # what a reader must define

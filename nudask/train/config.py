@@ -24,6 +24,7 @@ import yaml
 from .. import selection
 from ..errors import ConfigError
 from ..options import parse_key_value
+from .prepare import AUGMENTATIONS
 
 
 def doc(help: str, choices: tuple | None = None) -> dict:
@@ -95,8 +96,8 @@ class Input:
         default="none",
         metadata=doc(
             "crop window: none, fixed (at crop_origin), vertex (centred on the "
-            "true vertex), centroid (centred on the charge) or centre (about each image's own "
-            "centre: pads smaller images, crops larger ones; for views of mixed sizes)",
+            "true vertex), centroid (centred on the charge) or centre (each event's image "
+            "centred in the window: padded when smaller, its centre cut out when larger)",
             ("none", "fixed", "vertex", "centroid", "centre"),
         ),
     )
@@ -120,8 +121,16 @@ class Input:
         default=0.0,
         metadata=doc("augmentation: mirror each training image along each axis with this probability"),
     )
-    augment: int = field(
+    augment_repeat: int = field(
         default=1, metadata=doc("augmentation multiplier: each training event this many times an epoch")
+    )
+    augment: list[str] | None = field(
+        default=None,
+        metadata=doc(
+            "training-batch augmentation, drawn per event (same draw for every view): flip_rows, "
+            "flip_cols (each flips half of the events), rot90 (turns by 0/90/180/270 degrees; "
+            "square inputs); null: none"
+        ),
     )
     batch_size: int = field(default=32, metadata=doc("events per batch"))
     buffer_events: int = field(
@@ -150,7 +159,12 @@ class Input:
 class Model:
     name: str = field(
         default="small_cnn",
-        metadata=doc("small_cnn (the seeds' two conv + max-pool blocks) or resnet", ("small_cnn", "resnet")),
+        metadata=doc(
+            "small_cnn (the seeds' two conv + max-pool blocks), resnet, resnet18 (resnet with "
+            "stages [2, 2, 2, 2]; width 64 is the original ResNet-18), or a feature model on "
+            "metadata columns (features.columns): random_forest (scikit-learn) or xgboost",
+            ("small_cnn", "resnet", "resnet18", "random_forest", "xgboost"),
+        ),
     )
     filters: list[int] = field(
         default_factory=lambda: [16, 32], metadata=doc("small_cnn: filters of each conv block")
@@ -170,6 +184,39 @@ class Model:
         metadata=doc("resnet: residual blocks per stage (each stage halves the size)"),
     )
     width: int = field(default=16, metadata=doc("resnet: filters of the first stage (doubled every stage)"))
+    batchnorm_momentum: float = field(
+        default=0.99,
+        metadata=doc("resnet, resnet18: momentum of the batch-norm running statistics (lower for few steps)"),
+    )
+
+
+@dataclass
+class Features:
+    columns: list[str] | None = field(
+        default=None,
+        metadata=doc(
+            "feature models: the metadata columns they learn from (null: every numeric metadata "
+            "column but the event identity and the label and energy role columns)"
+        ),
+    )
+    folds: int = field(default=5, metadata=doc("feature models: stratified k-fold cross-validation folds"))
+    grid: dict[str, list] | None = field(
+        default=None,
+        metadata=doc(
+            "feature models: the grid searched, parameter -> values, e.g. {max_depth: [3, 6]} "
+            "(estimator parameters of scikit-learn / xgboost; null: the defaults only)"
+        ),
+    )
+    scoring: str = field(
+        default="accuracy", metadata=doc("feature models: the grid search's scikit-learn score")
+    )
+    scheduler: str | None = field(
+        default=None,
+        metadata=doc(
+            "feature models: Dask scheduler address the grid-search fits run on (joblib's Dask "
+            "backend); null: a local cluster of this machine's cores"
+        ),
+    )
 
 
 @dataclass
@@ -221,6 +268,7 @@ class Config:
     split: Split = field(default_factory=Split)
     input: Input = field(default_factory=Input)
     model: Model = field(default_factory=Model)
+    features: Features = field(default_factory=Features)
     train: Train = field(default_factory=Train)
     report: Report = field(default_factory=Report)
     output: Output = field(default_factory=Output)
@@ -240,6 +288,18 @@ def _coerce(value, tp, key: str):
         return None if value is None else _coerce(value, args[0], key)
     if value is None:
         raise ConfigError(f"{key}: a value is required (null is not allowed)")
+    if typing.get_origin(tp) is dict:  # a parameter grid: names -> lists of plain values
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping of name: [values], got {value!r}")
+        out = {}
+        for name, values in value.items():
+            values = values if isinstance(values, list) else [values]
+            if not all(v is None or isinstance(v, (bool, int, float, str)) for v in values):
+                raise ConfigError(
+                    f"{key}.{name}: expected a list of numbers, strings or null, got {values!r}"
+                )
+            out[str(name)] = values
+        return out
     if typing.get_origin(tp) is list:
         (item,) = typing.get_args(tp)
         if not isinstance(value, (list, tuple)):
@@ -311,15 +371,18 @@ def _check(cfg: Config) -> Config:
             raise ConfigError(f"input.{key} must be [rows, cols] of positive integers, got {v}")
     if i.crop != "none" and i.crop_size is None:
         raise ConfigError(f"input.crop: {i.crop} needs input.crop_size: [rows, cols]")
-    if not 0 <= i.flip_probability <= 1 or i.augment < 1:
+    if not 0 <= i.flip_probability <= 1 or i.augment_repeat < 1:
         raise ConfigError(
-            f"input.flip_probability must be in [0, 1] and input.augment >= 1, "
-            f"got {i.flip_probability} and {i.augment}"
+            f"input.flip_probability must be in [0, 1] and input.augment_repeat >= 1, "
+            f"got {i.flip_probability} and {i.augment_repeat}"
         )
     if cfg.train.decay_rate is not None and not 0 < cfg.train.decay_rate <= 1:
         raise ConfigError(f"train.decay_rate must be in (0, 1], got {cfg.train.decay_rate}")
     if cfg.task.max_samples is not None and cfg.task.max_samples < 1:
         raise ConfigError(f"task.max_samples must be >= 1, got {cfg.task.max_samples}")
+    bad = [a for a in i.augment or () if a not in AUGMENTATIONS]
+    if bad:
+        raise ConfigError(f"input.augment: {bad} unknown; choose from {', '.join(AUGMENTATIONS)}")
     if cfg.task.select:  # syntax and literals now; the column names once the dataset is open
         selection.parse(cfg.task.select)
     f = cfg.task.energy_top_fraction
@@ -327,6 +390,8 @@ def _check(cfg: Config) -> Config:
         raise ConfigError(f"task.energy_top_fraction must be in (0, 1], got {f}")
     if not 0 <= cfg.model.dropout < 1:
         raise ConfigError(f"model.dropout must be in [0, 1), got {cfg.model.dropout}")
+    if cfg.features.folds < 2:
+        raise ConfigError(f"features.folds must be >= 2, got {cfg.features.folds}")
     if cfg.train.epochs < 1 or cfg.train.learning_rate <= 0:
         raise ConfigError("train.epochs must be >= 1 and train.learning_rate > 0")
     if cfg.model.name == "small_cnn" and len(cfg.model.pool) != len(cfg.model.filters):

@@ -19,7 +19,7 @@ from ..dataset import open_dataset
 from ..dataset.manifest import MANIFEST
 from ..errors import DataError
 from ..records import Manifest
-from ..schema import READABLE_VERSIONS, coo_columns, image_columns, schema_info
+from ..schema import READABLE_VERSIONS, coo_columns, image_columns, schema_info, value_columns
 from . import split as splits
 from . import targets
 from .balance import class_counts, class_weights
@@ -89,7 +89,8 @@ class Data:
             prefetch=i.max_queue_size + i.workers,
             y_dtype=np.int32 if self.task.kind == "classes" else np.float32,
             flip_probability=i.flip_probability if train else 0.0,
-            repeat=i.augment if train else 1,
+            repeat=i.augment_repeat if train else 1,
+            augment=tuple(i.augment or ()) if train else (),
         )
 
     def summary(self) -> dict:
@@ -103,6 +104,14 @@ class Data:
                 entry["classes"] = dict(zip(self.task.classes, counts.tolist()))
             out[name] = entry
         return out
+
+
+def stream_columns(view) -> list[str]:
+    """The list columns the stream reads for ``view``: COO coordinates and first channel, or
+    a dense view's first channel (every pixel; its ``{view}_shape`` is read beside it)."""
+    if view.kind == "dense":
+        return value_columns(view)[:1]
+    return coo_columns(view)[: len(view.axes) + 1]
 
 
 def _check_schema(layout: Layout, path: str, needed: list[str]) -> None:
@@ -133,8 +142,11 @@ def _preps(cfg: Config, views: dict, info: dict) -> dict[str, ViewPrep]:
         spec = views[name]
         if len(spec.shape) != 2:
             raise DataError(f"view '{name}' has {len(spec.shape)} axes; training takes 2-D views")
-        if spec.kind != "coo":
-            raise DataError(f"view '{name}' is stored dense; training streams COO views (input.views)")
+        if spec.kind == "dense" and i.densify == "device":
+            raise ConfigError(
+                f"input.densify: device ships COO pixels to the model; view '{name}' is stored "
+                "dense: use densify: host"
+            )
         scale = info.get("views", {}).get(name, {}).get("scale")
         rows, cols = spec.shape
         window = (
@@ -153,7 +165,16 @@ def _preps(cfg: Config, views: dict, info: dict) -> dict[str, ViewPrep]:
             i.scale,
             float(factor),
             scale,
+            spec.kind == "dense",
         )
+    if i.augment and i.densify == "device":
+        raise ConfigError("input.augment flips and turns dense batches: use densify: host")
+    if i.augment and "rot90" in i.augment:
+        odd = {v: p.out_shape for v, p in out.items() if p.out_shape[0] != p.out_shape[1]}
+        if odd:
+            raise ConfigError(
+                f"input.augment: rot90 needs square inputs, got {odd}: set input.crop_size: [n, n]"
+            )
     if i.densify == "device" and i.scale == "log" and tuple(i.downsample) != (1, 1):
         raise ConfigError(
             "input.densify: device sums downsampled pixels on the device, after "
@@ -239,10 +260,11 @@ def load_data(cfg: Config, path: str | None = None) -> Data:
     layout = Layout.of(ds.files)
     roles = ds.roles
     preps = _preps(cfg, ds.views, ds.info)
-    columns = {v: coo_columns(ds.views[v])[:3] for v in preps}
+    columns = {v: stream_columns(ds.views[v]) for v in preps}
     task = targets.make_task(cfg.task.target, roles)
     needed_meta = targets.required_columns(task, roles, cfg.input.crop)
-    _check_schema(layout, path, needed_meta + [c for v in preps for c in columns[v]])
+    shapes = [f"{v}_shape" for v, p in preps.items() if p.dense or p.crop == "centre"]
+    _check_schema(layout, path, needed_meta + [c for v in preps for c in columns[v]] + shapes)
     image_cols = image_columns(ds.views)
     read = [c for c in ds.schema.names if c not in image_cols and c != "source_file"]  # small: no images
     if cfg.task.select:  # an unknown column fails before the metadata is read

@@ -247,6 +247,10 @@ def evaluate_run(
     """Evaluate the run folder ``run``; returns the metrics (also written to metrics.json)."""
     run = Path(run)
     cfg = load_config(run / "config.yaml")  # checked before TensorFlow loads: bad ones fail fast
+    from .features import FEATURE_MODELS, evaluate_features
+
+    if cfg.model.name in FEATURE_MODELS:
+        return evaluate_features(run, data=data, data_path=data_path)
     import keras
 
     from . import models  # noqa: F401  (registers the custom layers for loading)

@@ -166,6 +166,10 @@ def train(
     callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> Path:
     """Train as configured into a new run folder (returned); ``callbacks`` are added to Keras'."""
+    from .features import FEATURE_MODELS, train_features
+
+    if cfg.model.name in FEATURE_MODELS:  # scikit-learn / XGBoost on metadata columns
+        return train_features(cfg, config_path=config_path, argv=argv, evaluate=evaluate)
     _check_tools(cfg)
     if cfg.train.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")

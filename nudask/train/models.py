@@ -2,7 +2,9 @@
 
 - ``small_cnn``: the seeds' network, per view: conv + max-pool blocks, dropout;
 - ``resnet``: a deeper residual CNN (batch-normalised basic blocks, one stage
-  per entry of ``stages``, each halving the image and doubling the filters).
+  per entry of ``stages``, each halving the image and doubling the filters);
+- ``resnet18``: ResNet-18, the ``resnet`` with stages ``[2, 2, 2, 2]`` (``width``
+  64 is the original's 64-128-256-512 filters).
 
 One branch per view (its own weights), concatenated, then a dense layer,
 dropout and the output: sigmoid (binary), softmax (classes) or linear
@@ -11,6 +13,8 @@ dropout and the output: sigmoid (binary), softmax (classes) or linear
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import keras
 from keras import layers, ops
@@ -55,7 +59,7 @@ def _small_cnn(x, m, prefix: str):
 
 def _resnet(x, m, prefix: str):
     x = layers.Conv2D(m.width, 7, strides=2, padding="same", use_bias=False, name=f"{prefix}_stem")(x)
-    x = layers.BatchNormalization(name=f"{prefix}_stem_bn")(x)
+    x = layers.BatchNormalization(momentum=m.batchnorm_momentum, name=f"{prefix}_stem_bn")(x)
     x = layers.Activation("relu")(x)
     x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{prefix}_stem_pool")(x)
     for s, blocks in enumerate(m.stages):
@@ -67,20 +71,27 @@ def _resnet(x, m, prefix: str):
             y = layers.Conv2D(
                 filters, m.kernel_size, strides=stride, padding="same", use_bias=False, name=f"{name}_conv1"
             )(x)
-            y = layers.BatchNormalization(name=f"{name}_bn1")(y)
+            y = layers.BatchNormalization(momentum=m.batchnorm_momentum, name=f"{name}_bn1")(y)
             y = layers.Activation("relu")(y)
             y = layers.Conv2D(filters, m.kernel_size, padding="same", use_bias=False, name=f"{name}_conv2")(y)
-            y = layers.BatchNormalization(name=f"{name}_bn2")(y)
+            y = layers.BatchNormalization(momentum=m.batchnorm_momentum, name=f"{name}_bn2")(y)
             if stride != 1 or shortcut.shape[-1] != filters:
                 shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_proj")(
                     shortcut
                 )
-                shortcut = layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+                shortcut = layers.BatchNormalization(momentum=m.batchnorm_momentum, name=f"{name}_proj_bn")(
+                    shortcut
+                )
             x = layers.Activation("relu")(layers.Add(name=f"{name}_add")([y, shortcut]))
     return x
 
 
-BRANCHES = {"small_cnn": _small_cnn, "resnet": _resnet}
+def _resnet18(x, m, prefix: str):
+    """ResNet-18 (He et al. 2016): 7x7 stem, max-pool, four stages of two basic blocks."""
+    return _resnet(x, dataclasses.replace(m, stages=[2, 2, 2, 2]), prefix)
+
+
+BRANCHES = {"small_cnn": _small_cnn, "resnet": _resnet, "resnet18": _resnet18}
 
 
 def build_model(
@@ -96,7 +107,7 @@ def build_model(
         else:
             x = inputs[view] = keras.Input((*prep.out_shape, 1), name=view)
         x = BRANCHES[m.name](x, m, view)
-        if m.head == "global" or m.name == "resnet":
+        if m.head == "global" or m.name in ("resnet", "resnet18"):
             x = layers.GlobalAveragePooling2D(name=f"{view}_gap")(x)
         else:
             x = layers.Flatten(name=f"{view}_flatten")(x)

@@ -8,6 +8,10 @@ the vertex or around the charge centroid), sums blocks of pixels
 is reused (only the pixels written last time are zeroed again), and
 :func:`pad_coo` instead packs them as fixed-size COO for densifying on the
 device.
+
+Dense views (every pixel stored, each event at its own size) are pasted image by
+image instead (:func:`paste`): the window is cut out of the image or the image
+padded into it, then downsampled and scaled the same way.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class ViewPrep:
     scale: str = "linear"
     factor: float = 1.0
     code_scale: float | None = None
+    dense: bool = False
 
     @property
     def out_shape(self) -> tuple[int, int]:
@@ -135,6 +140,82 @@ def origins(prep: ViewPrep, n: int, centres: np.ndarray | None = None) -> np.nda
     corners = np.rint(np.asarray(centres, np.float64) - win / 2).astype(np.int64)
     top = np.maximum(np.asarray(prep.shape) - win, 0)
     return np.clip(corners, 0, top)
+
+
+def centre_origins(prep: ViewPrep, shapes: np.ndarray) -> np.ndarray:
+    """Corners centring each image (its own ``(rows, cols)`` in ``shapes``) in the window.
+
+    Negative where the image is smaller than the window (it is padded), positive
+    where it is larger (its centre is cut out).
+
+    >>> centre_origins(ViewPrep("e", (9, 9), (4, 4), crop="centre"), np.array([[2, 9], [4, 5]])).tolist()
+    [[-1, 2], [0, 0]]
+    """
+    return (np.asarray(shapes, np.int64) - np.asarray(prep.window, np.int64)) // 2
+
+
+def dense_origin(prep: ViewPrep, image: np.ndarray, centre: np.ndarray | None = None) -> tuple[int, int]:
+    """The window corner of one dense ``image`` (crop none, fixed, vertex, centroid or centre).
+
+    >>> img = np.zeros((6, 6), np.float32); img[5, 5] = 1
+    >>> dense_origin(ViewPrep("e", (6, 6), (2, 2), crop="centroid"), img)
+    (4, 4)
+    """
+    if prep.crop in ("none", "fixed"):
+        return (0, 0) if prep.crop == "none" else prep.origin
+    shape = np.asarray(image.shape, np.int64)
+    win = np.asarray(prep.window, np.int64)
+    if prep.crop == "centre":
+        r, c = (shape - win) // 2
+        return int(r), int(c)
+    if prep.crop == "centroid":
+        w = np.abs(image.astype(np.float64))
+        q = w.sum()
+        if q > 0:
+            centre = np.array([w.sum(1) @ np.arange(shape[0]), w.sum(0) @ np.arange(shape[1])]) / q
+        else:
+            centre = shape / 2
+    corner = np.clip(
+        np.rint(np.asarray(centre, np.float64) - win / 2).astype(np.int64), 0, np.maximum(shape - win, 0)
+    )
+    return int(corner[0]), int(corner[1])
+
+
+def paste(prep: ViewPrep, out: np.ndarray, image: np.ndarray, corner: tuple[int, int]) -> None:
+    """Write the window at ``corner`` of one dense ``image`` into ``out`` (``out_shape``, zeroed).
+
+    Parts of the window outside the image stay zero (padding); then blocks are
+    summed (downsampling) and the values scaled as :func:`place` does, except that
+    ``log`` keeps the sign (``sign(v) log1p(|v|)``: noise below zero stays finite).
+
+    >>> out = np.zeros((3, 3), np.float32)
+    >>> paste(ViewPrep("e", (2, 2), (3, 3), factor=0.5), out, np.array([[2., 4.], [6., 8.]]), (-1, 0))
+    >>> out.tolist()
+    [[0.0, 0.0, 0.0], [1.0, 2.0, 0.0], [3.0, 4.0, 0.0]]
+    """
+    (wr, wc), (r0, c0) = prep.window, corner
+    rows, cols = image.shape
+    a, b = max(r0, 0), min(r0 + wr, rows)
+    c, d = max(c0, 0), min(c0 + wc, cols)
+    if a >= b or c >= d:
+        return
+    src = image[a:b, c:d]
+    scale = np.float32(prep.code_scale if prep.code_scale is not None else 1.0)
+    if prep.down == (1, 1):
+        dst = out[a - r0 : b - r0, c - c0 : d - c0]
+        np.multiply(src, scale, out=dst, casting="unsafe")
+    else:
+        (dr, dc), (oh, ow) = prep.down, prep.out_shape
+        full = np.zeros((oh * dr, ow * dc), np.float32)
+        np.multiply(src, scale, out=full[a - r0 : b - r0, c - c0 : d - c0], casting="unsafe")
+        out[...] = full.reshape(oh, dr, ow, dc).sum(axis=(1, 3))
+        dst = out
+    if prep.scale == "log":  # signed: dense images hold noise below zero (log1p(-1) is -inf)
+        sign = np.sign(dst)
+        np.abs(dst, out=dst)
+        np.log1p(dst, out=dst)
+        dst *= sign
+    dst *= np.float32(prep.factor)
 
 
 def place(prep: ViewPrep, image, r, c, v, corner: np.ndarray):
@@ -237,3 +318,33 @@ def pad_coo(
     index_out[image[ok], slot[ok]] = pixel[ok]
     value_out[image[ok], slot[ok]] = val[ok]
     return int(flat.size - ok.sum())
+
+
+AUGMENTATIONS = ("flip_rows", "flip_cols", "rot90")
+
+
+def augment(images: list[np.ndarray], ops, rng: np.random.Generator) -> None:
+    """Flip and rotate the events of a batch in place, the same draw for every view of an event.
+
+    ``images`` are ``(n, rows, cols, ...)`` arrays; ``ops`` a subset of
+    :data:`AUGMENTATIONS`: ``flip_rows`` / ``flip_cols`` flip half of the events
+    (drawn per event) upside down / left to right, ``rot90`` turns each event by
+    0, 90, 180 or 270 degrees (square images only).
+
+    >>> a = np.arange(8.).reshape(2, 2, 2)
+    >>> augment([a], ["flip_cols"], np.random.default_rng(0)); a[:, 0].tolist()  # draws 0.64, 0.27
+    [[0.0, 1.0], [5.0, 4.0]]
+    """
+    n = images[0].shape[0]
+    flips = {op: rng.random(n) < 0.5 for op in ("flip_rows", "flip_cols") if op in ops}
+    turns = rng.integers(0, 4, n) if "rot90" in ops else None
+    for a in images:
+        if "flip_rows" in flips:
+            a[flips["flip_rows"]] = a[flips["flip_rows"], ::-1]
+        if "flip_cols" in flips:
+            a[flips["flip_cols"]] = a[flips["flip_cols"], :, ::-1]
+        if turns is not None:
+            for q in (1, 2, 3):
+                mine = turns == q
+                if mine.any():
+                    a[mine] = np.rot90(a[mine], q, axes=(1, 2))

@@ -189,6 +189,16 @@ def plot_events(images: list[dict[str, np.ndarray]], titles: list[str], path: Pa
     return _save(fig, path)
 
 
+def plot_importances(importances: dict[str, float], path: Path) -> Path:
+    """Horizontal bars of a feature model's importances, largest on top."""
+    names, values = list(importances)[::-1], list(importances.values())[::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.3 * len(names) + 1.2))
+    ax.barh(names, values)
+    ax.set_xlabel("importance")
+    ax.set_title("feature importances")
+    return _save(fig, path)
+
+
 def _fmt(v) -> str:
     return f"{v:.4f}" if isinstance(v, float) else html.escape(json.dumps(v)) if not isinstance(v, str) else v
 

@@ -91,12 +91,16 @@ class Window:
     """The COO columns of some row groups, as numpy arrays (views of the Arrow buffers, no copy).
 
     ``columns[view]`` is ``(bounds, chunks)``: the window rows where each Arrow chunk
-    (a row group or file) starts, and per chunk the list offsets and the flat arrays.
+    (a row group or file) starts, and per chunk the list offsets and the flat arrays
+    (for a dense view: its first channel, every pixel in C order). ``shapes[view]``
+    holds the ``{view}_shape`` of each window row for the views in ``shapes``.
     """
 
-    def __init__(self, layout: Layout, groups: np.ndarray, views: dict[str, list[str]]):
+    def __init__(
+        self, layout: Layout, groups: np.ndarray, views: dict[str, list[str]], shapes: tuple[str, ...] = ()
+    ):
         tables = []
-        cols = [c for cs in views.values() for c in cs]
+        cols = [c for cs in views.values() for c in cs] + [f"{v}_shape" for v in shapes]
         for k in np.unique(layout.rg_file[groups]):
             mine = groups[layout.rg_file[groups] == k]
             pf = pq.ParquetFile(
@@ -110,6 +114,11 @@ class Window:
         self.groups = groups
         self.start = np.concatenate([[0], np.cumsum(layout.rg_rows[groups])[:-1]]).astype(np.int64)
         self.columns: dict[str, tuple[np.ndarray, list]] = {}
+        # per-event image shapes of the views that need them (dense views, crop: centre), (rows, 2)
+        self.shapes = {
+            v: table.column(f"{v}_shape").combine_chunks().flatten().to_numpy().reshape(table.num_rows, -1)
+            for v in shapes
+        }
         for view, names in views.items():
             chunked = [table.column(c) for c in names]
             bounds = [np.cumsum([0] + [len(ch) for ch in col.chunks]) for col in chunked]
@@ -210,6 +219,7 @@ class BatchSource:
         y_dtype=np.float32,
         flip_probability: float = 0.0,
         repeat: int = 1,
+        augment: tuple[str, ...] = (),
     ):
         self.layout, self.rows, self.preps, self.columns = layout, np.asarray(rows, np.int64), preps, columns
         self.y, self.weights, self.centres = y, weights, centres or {}
@@ -217,11 +227,13 @@ class BatchSource:
         self.shuffle, self.seed, self.balance = shuffle, seed, balance
         self.densify, self.capacity, self.y_dtype = densify, capacity, y_dtype
         self.flip_probability, self.repeat = flip_probability, max(int(repeat), 1)
+        self.augment = tuple(augment)
         # batches alive at once: ``prefetch`` queued or being made, the one being trained on,
         # one more the backend may hold (a tensor can alias the numpy buffer); the windows
         # those batches touch stay cached
         self.ring = prefetch + 2
         self.cache = WindowCache(1 + -(-(prefetch + 1) * batch_size // buffer_events))
+        self.shapes = tuple(v for v, p in preps.items() if p.dense or p.crop == "centre")
         self._buffers: dict = {}
         self._lock = threading.Lock()
         self.dropped = 0
@@ -269,7 +281,7 @@ class BatchSource:
         for w in np.unique(wins):
             window = self.cache.get(
                 (self.epoch if self.shuffle else -1, w),
-                lambda w=w: Window(self.layout, plan.windows[w], self.columns),
+                lambda w=w: Window(self.layout, plan.windows[w], self.columns, self.shapes),
             )
             sel = np.flatnonzero(wins == w)
             parts.append((window, sel, window.local(self.layout, rows[sel])))
@@ -278,6 +290,14 @@ class BatchSource:
             x.update(self._view_input(i, view, prep, n, rows, parts))
         if self.flip_probability > 0:
             self._flip(i, x, n)
+        if self.augment:  # the same draws for the same (seed, epoch, batch) in any worker
+            prepare.augment(
+                list(x.values()), self.augment, np.random.default_rng([self.seed, self.epoch, i, 2])
+            )
+            with self._lock:  # moved pixels: the buffers are zeroed whole next time
+                for view in self.preps:
+                    key = (view, i % self.ring)
+                    self._buffers[key] = (self._buffers[key][0], None)
         y = self.y[rows].astype(self.y_dtype)
         if self.y_dtype == np.float32 and y.ndim == 1:
             y = y.reshape(-1, 1)
@@ -326,11 +346,48 @@ class BatchSource:
             return (*out[0], True)
         return (*(np.concatenate(a) for a in zip(*out)), False)
 
+    def _buffer(self, view, slot, shape):
+        with self._lock:
+            key = (view, slot)
+            buf, stale = self._buffers.get(key, (None, None))
+            if buf is None:
+                buf = np.zeros((self.batch_size, *shape, 1), np.float32)
+            self._buffers[key] = (buf, None)  # in use: a failure below leaves it to be zeroed whole
+        return key, buf, stale
+
+    def _dense_input(self, i, view, prep, n, rows, parts) -> dict:
+        """A dense view's batch: each event's image pasted into its window (cut or padded)."""
+        key, buf, _ = self._buffer(view, i % self.ring, prep.out_shape)
+        out = buf[:n, ..., 0]
+        out.fill(0)
+        centres = self.centres[view][rows] if prep.crop == "vertex" else None
+        for window, sel, local in parts:
+            bounds, chunks = window.columns[view]
+            shapes = window.shapes[view][local]
+            cid = np.searchsorted(bounds, local, side="right") - 1
+            for k, c, lr, shape in zip(sel, cid, local - bounds[cid], shapes):
+                offsets, (values,) = chunks[c]
+                image = values[offsets[lr] : offsets[lr + 1]].reshape(shape)
+                corner = prepare.dense_origin(prep, image, None if centres is None else centres[k])
+                prepare.paste(prep, out[k], image, corner)
+        with self._lock:
+            self._buffers[key] = (buf, None)
+        return {view: buf[:n]}
+
+    def _shapes(self, view, n, parts) -> np.ndarray:
+        out = np.empty((n, 2), np.int64)
+        for window, sel, local in parts:
+            out[sel] = window.shapes[view][local]
+        return out
+
     def _view_input(self, i, view, prep, n, rows, parts) -> dict:
+        if prep.dense:
+            return self._dense_input(i, view, prep, n, rows, parts)
         corner = None
-        if prep.crop != "centroid":
-            centres = self.centres[view][rows] if prep.crop in ("vertex", "centre") else None
-            corner = prepare.origins(prep, n, centres)
+        if prep.crop == "centre":
+            corner = prepare.centre_origins(prep, self._shapes(view, n, parts))
+        elif prep.crop != "centroid":
+            corner = prepare.origins(prep, n, self.centres[view][rows] if prep.crop == "vertex" else None)
         image, r, c, v, grouped = self._entries(view, prep, parts, corner)
         if corner is None:
             corner = prepare.origins(prep, n, prepare.centroids(n, image, r, c, v, prep.shape))
@@ -348,12 +405,7 @@ class BatchSource:
                 with self._lock:
                     self.dropped += dropped
             return {f"{view}_index": idx, f"{view}_value": vals}
-        with self._lock:
-            key = (view, slot)
-            buf, stale = self._buffers.get(key, (None, None))
-            if buf is None:
-                buf = np.zeros((self.batch_size, h, w, 1), np.float32)
-            self._buffers[key] = (buf, None)  # in use: a failure below leaves it to be zeroed whole
+        key, buf, stale = self._buffer(view, slot, (h, w))
         out = buf[:n]
         written = prepare.densify(prep, out, flat, val, stale if n == self.batch_size else None)
         with self._lock:
