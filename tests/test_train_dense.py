@@ -69,10 +69,12 @@ def test_dense_batches_equal_the_stored_images(events_ds):
             seen += 1
     assert seen == data.rows("train").size > 20
 
-    # no crop: the largest shape, each image at the top left; downsampled blocks are summed
-    data, src = _source(ds, downsample=[2, 2], scale="log", scale_factor=1.0)
-    x, _ = src.batch(1)
+    # a fixed window of the largest shape: each image at the top left; downsampled blocks are summed
     big = ds.views["event"].shape
+    data, src = _source(
+        ds, crop="fixed", crop_size=list(big), downsample=[2, 2], scale="log", scale_factor=1.0
+    )
+    x, _ = src.batch(1)
     for k, row in enumerate(src.batch_rows(1)):
         image = ds.image(row)["event"]
         full = np.zeros((big[0] + big[0] % 2, big[1] + big[1] % 2), np.float32)
@@ -81,6 +83,11 @@ def test_dense_batches_equal_the_stored_images(events_ds):
         np.testing.assert_allclose(
             x["event"][k, ..., 0], np.sign(summed) * np.log1p(np.abs(summed)), rtol=1e-5, atol=1e-6
         )
+
+
+def test_mixed_sizes_without_a_window_are_refused(events_ds):
+    with pytest.raises(ConfigError, match="holds images of several sizes.*input.crop: centre"):
+        _source(events_ds)
 
 
 def test_dense_views_refuse_device_densify(events_ds):
