@@ -31,7 +31,8 @@ def parser(prog: str = "python -m nudask.evaluate") -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate the run the parsed ``args`` name; print the headline metrics."""
-    from .train.evaluate import evaluate_run, headline
+    from .train.assess import headline
+    from .train.evaluate import evaluate_run
 
     res = evaluate_run(args.run, which=args.model, data_path=args.data, verbose=0 if args.quiet else 1)
     print(json.dumps(headline(res), indent=1))

@@ -47,7 +47,7 @@ ELECTRON_MASS = 0.511  # MeV
 def pentagon(start: int, sot: int, stopeak: int, peak: float, threshold: float) -> np.ndarray:
     """ADC at ticks ``start .. start + sot`` of one TP (online-pointing-utils' pentagon).
 
-    >>> pentagon(0, 4, 2, 100.0, 60.0).tolist()
+    >>> np.round(pentagon(0, 4, 2, 100.0, 60.0), 6).tolist()
     [60.0, 84.0, 100.0, 84.0, 60.0]
     """
     end, tpeak = start + sot, start + stopeak

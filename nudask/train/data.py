@@ -93,6 +93,32 @@ class Data:
             augment=tuple(i.augment or ()) if train else (),
         )
 
+    def record(self) -> dict:
+        """What a run folder records of its data (dataset.json)."""
+        return {
+            "path": self.path,
+            "manifest_sha256": self.checksum,
+            "format": self.fmt,
+            "reader": self.manifest.reader if self.manifest else None,
+            "reader_options": self.manifest.reader_options if self.manifest else None,
+            "schema_version": self.manifest.schema_version if self.manifest else None,
+            "nudask_version": self.manifest.nudask_version if self.manifest else None,
+            "files": len(self.layout.files),
+            "task": {"name": self.task.name, "kind": self.task.kind, "classes": list(self.task.classes)},
+            "views": {
+                v: {
+                    "input_shape": list(p.out_shape),
+                    "window": list(p.window),
+                    "crop": p.crop,
+                    "downsample": list(p.down),
+                    "scale": p.scale,
+                    "factor": p.factor,
+                }
+                for v, p in self.preps.items()
+            },
+            "split": self.summary(),
+        }
+
     def summary(self) -> dict:
         """Events per split (and per class), for the run folder and the report."""
         out: dict = {"events": int(self.layout.n_rows), "selected": int(self.keep.sum())}
@@ -244,8 +270,8 @@ def _image_centres(files: list[str], preps: dict[str, ViewPrep], cfg: Config) ->
     return out
 
 
-def load_data(cfg: Config, path: str | None = None) -> Data:
-    """Open, check and label the dataset of ``cfg`` (or at ``path``)."""
+def load_data(cfg: Config, path: str | None = None, *, images: bool = True) -> Data:
+    """Open, check and label the dataset of ``cfg`` (or at ``path``); ``images=False``: none will be streamed."""
     path = path or cfg.data
     if not path:
         raise ConfigError("no dataset: pass --data PATH or set data: in the config")
@@ -296,8 +322,10 @@ def load_data(cfg: Config, path: str | None = None) -> Data:
     keep = _cap(keep, cfg.task.max_samples, cfg.split.seed)
     if cfg.input.crop == "vertex":
         centres = {v: roles.centres[v].pixels(meta) for v in preps}
-    else:
+    elif images:  # a caller that streams no images (feature models) needs no window
         centres = _image_centres(ds.files, preps, cfg)
+    else:
+        centres = {}
     if task.kind == "vector" and cfg.input.flip_probability > 0:
         raise ConfigError(
             f"input.flip_probability: a flip mirrors the image but not the vector target "

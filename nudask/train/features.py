@@ -165,9 +165,7 @@ def train_features(
     """Grid-search, fit and save a feature model into a new run folder (returned)."""
     from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 
-    from .fit import dataset_record
-
-    data = load_data(cfg)
+    data = load_data(cfg, images=False)
     cols = feature_columns(data, cfg.features.columns)
     if not cols:
         raise ConfigError(
@@ -175,7 +173,7 @@ def train_features(
         )
     run = new_run_dir(cfg, config_path)
     cfg.data = data.path
-    record = {**dataset_record(data), "features": cols}
+    record = {**data.record(), "features": cols}
     write_provenance(run, cfg, argv or ["nudask.train.train"], record)
     X = data.meta[cols].to_numpy(np.float64)
     fit_rows = np.sort(np.concatenate([data.rows("train"), data.rows("validation")]))
@@ -232,19 +230,18 @@ def evaluate_features(
     run: str | Path, *, data: Data | None = None, model=None, data_path: str | None = None
 ) -> dict:
     """Predict the test split with a feature run's model; metrics, importances, plots, summary."""
-    from . import evaluate as E
-    from . import report
+    from . import assess, report
 
     run = Path(run)
     cfg = make_config(load_file(run / "config.yaml"))
-    data = data or load_data(cfg, data_path)
+    data = data or load_data(cfg, data_path, images=False)
     cols = json.loads((run / "dataset.json").read_text())["features"]
     model = model if model is not None else load_model(run, cfg.model.name)
     rows = data.rows("test")
     prob = _probabilities(model, data.meta[cols].to_numpy(np.float64)[rows], data)
-    df = E._predictions(data, rows, prob)
+    df = assess.predictions(data, rows, prob)
     df.to_csv(run / "predictions.csv", index=False)
-    res = E._metrics(data, df, prob)
+    res = assess.metrics(data, df, prob)
     res["model"] = MODEL_FILES[cfg.model.name]
     res["dataset_matches_run"] = (
         json.loads((run / "dataset.json").read_text())["manifest_sha256"] == data.checksum
@@ -254,7 +251,7 @@ def evaluate_features(
     cvr = json.loads((run / "cv_results.json").read_text())
     res["cross_validation"] = {k: cvr[k] for k in ("scoring", "folds", "best_params", "best_score")}
     write_json(run / "metrics.json", res)
-    files = E._plots(run, data, df, prob, res)
+    files = assess.plots(run, data, df, prob, res)
     files.append(report.plot_importances(res["feature_importances"], run / "plots" / "importances.png"))
     info = {
         "title": f"nudask run {run.parent.name}/{run.name}: {data.task.name} ({data.task.kind})",
@@ -283,5 +280,5 @@ def evaluate_features(
         )
         if (run / n).exists()
     ]
-    report.write_summary(run, info, E.headline(res), files)
+    report.write_summary(run, info, assess.headline(res), files)
     return res

@@ -71,32 +71,6 @@ class StopOnNaN(keras.callbacks.Callback):
         self._check(logs, "epoch end")
 
 
-def dataset_record(data: Data) -> dict:
-    return {
-        "path": data.path,
-        "manifest_sha256": data.checksum,
-        "format": data.fmt,
-        "reader": data.manifest.reader if data.manifest else None,
-        "reader_options": data.manifest.reader_options if data.manifest else None,
-        "schema_version": data.manifest.schema_version if data.manifest else None,
-        "nudask_version": data.manifest.nudask_version if data.manifest else None,
-        "files": len(data.layout.files),
-        "task": {"name": data.task.name, "kind": data.task.kind, "classes": list(data.task.classes)},
-        "views": {
-            v: {
-                "input_shape": list(p.out_shape),
-                "window": list(p.window),
-                "crop": p.crop,
-                "downsample": list(p.down),
-                "scale": p.scale,
-                "factor": p.factor,
-            }
-            for v, p in data.preps.items()
-        },
-        "split": data.summary(),
-    }
-
-
 def _fit(
     model,
     data: Data,
@@ -176,7 +150,7 @@ def train(
     data = load_data(cfg)
     run = new_run_dir(cfg, config_path)
     cfg.data = data.path
-    write_provenance(run, cfg, argv or ["nudask.train.train"], dataset_record(data))
+    write_provenance(run, cfg, argv or ["nudask.train.train"], data.record())
     keras.utils.set_random_seed(cfg.train.seed)
     model = build_model(
         cfg.model, data.task, data.preps, densify=cfg.input.densify, capacity=cfg.input.device_capacity
@@ -220,7 +194,7 @@ def resume(
             f"dataset '{data.path}' changed since the run started (manifest checksum "
             f"{data.checksum[:12]} != {recorded[:12]}): start a new run"
         )
-    write_provenance(run, cfg, argv or ["nudask.train.resume", str(run)], dataset_record(data))
+    write_provenance(run, cfg, argv or ["nudask.train.resume", str(run)], data.record())
     done = int(state["epoch"])
     if done >= cfg.train.epochs:
         print(f"nudask.train: {run} finished all {cfg.train.epochs} epochs; nothing to train")
