@@ -271,7 +271,7 @@ def _image_centres(files: list[str], preps: dict[str, ViewPrep], cfg: Config) ->
 
 
 def load_data(cfg: Config, path: str | None = None, *, images: bool = True) -> Data:
-    """Open, check and label the dataset of ``cfg`` (or at ``path``); ``images=False``: none will be streamed."""
+    """Open, check and label the dataset of ``cfg`` (or ``path``); ``images=False``: none streamed."""
     path = path or cfg.data
     if not path:
         raise ConfigError("no dataset: pass --data PATH or set data: in the config")
