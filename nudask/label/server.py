@@ -82,7 +82,9 @@ class Handler(BaseHTTPRequestHandler):
                         query["_rest"] = unquote(url.path[len(prefix) :])
                         break
             if route is None:
-                known = any(p == url.path or url.path.startswith(p) for _, p in (*ROUTES, *PREFIX_ROUTES))
+                known = any(p == url.path for _, p in ROUTES) or any(
+                    url.path.startswith(p) for _, p in PREFIX_ROUTES
+                )
                 raise BadRequest(405 if known else 404, f"no {method} {url.path}")
             route(self, query)
         except BadRequest as err:
