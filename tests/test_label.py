@@ -8,7 +8,6 @@ import http.client
 import json
 import os
 import sqlite3
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -39,7 +38,8 @@ def events_ds(tmp_path_factory, client):
     out = str(tmp_path_factory.mktemp("label"))
     simulate(out, files=1, events=24, seed=5, rows=120, cols=200, nsamp=1)
     files = sorted(glob.glob(os.path.join(out, "events", "*.fits")))
-    return nudask.preprocess(files, os.path.join(out, "ds"), reader="connie", reader_options={"mode": "events"},
+    opts = {"mode": "events"}
+    return nudask.preprocess(files, os.path.join(out, "ds"), reader="connie", reader_options=opts,
                              events_per_chunk=12, client=client, progress=False)  # fmt: skip
 
 
