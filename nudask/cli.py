@@ -29,6 +29,7 @@ EPILOG = """examples:
   nudask readers
   nudask train --data bnb.parquet --config jobs/train_nue_cc.yaml --set train.epochs=3
   nudask evaluate runs/nue_cc/<stamp>
+  nudask label events.parquet --k 2
 """
 
 
@@ -180,6 +181,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate_cli.add_arguments(s)
 
+    s = sub.add_parser(
+        "label",
+        help="label events by hand in a local web app (k annotators per event, QA, consensus export)",
+        description="Serve a labelling web app for DATASET (labels in DATASET/_labels.sqlite), "
+        "or with --export write the consensus labels as a Parquet table and exit.",
+    )
+    s.add_argument("dataset")
+    s.add_argument("--k", type=int, default=2, help="annotators per event (default 2)")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine)")
+    s.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free one)")
+    s.add_argument("--role", help="label role whose classes are assigned (default: the dataset's first)")
+    s.add_argument("--classes", help="comma-separated classes, for a dataset that declares none")
+    s.add_argument("--unit", help="colour-bar unit (default: the dataset's units role)")
+    s.add_argument("--export", metavar="OUT.parquet", help="write the consensus table and exit")
+
     from . import tune as tune_cli
 
     s = sub.add_parser(
@@ -310,6 +326,19 @@ def _evaluate(a: argparse.Namespace) -> int:
     return evaluate_cli.run(a)
 
 
+def _label(a: argparse.Namespace) -> None:
+    from .label import Labelling, serve
+
+    classes = tuple(c.strip() for c in a.classes.split(",") if c.strip()) if a.classes else None
+    app = Labelling(a.dataset, k=a.k, role=a.role, classes=classes or (), unit=a.unit)
+    if a.export:
+        table = app.export(a.export)
+        ties = sum(table.column("tie").to_pylist())
+        print(f"nudask label: wrote {a.export}: {table.num_rows} events, {ties} tie(s) to settle")
+        return
+    serve(app, a.host, a.port)
+
+
 def _tune(a: argparse.Namespace) -> int:
     from . import tune as tune_cli
 
@@ -326,6 +355,7 @@ COMMANDS = {
     "train": _train,
     "evaluate": _evaluate,
     "tune": _tune,
+    "label": _label,
 }
 
 

@@ -18,6 +18,8 @@ as JSON (:meth:`Roles.to_json`).
 ``vectors``        named vector quantities (a true direction, a momentum): the
                    columns of their components, e.g. ``direction`` from
                    ``true_dir_x/y/z``
+``units``          per view, the unit of its pixel values (``e-``, ``ADU``, ...;
+                   ``*`` for every view), for colour bars
 =================  ==========================================================
 """
 
@@ -156,6 +158,7 @@ class Roles:
     centres: dict[str, Centre] = field(default_factory=dict)
     title: tuple[Title, ...] = ()
     vectors: dict[str, Vector] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
 
     def label(self, name: str, needed_for: str) -> Label:
         """The label ``name``, or a DataError saying what needs it and what there is."""
@@ -187,6 +190,7 @@ class Roles:
             "centres": {k: asdict(v) for k, v in self.centres.items()},
             "title": [asdict(t) for t in self.title],
             "vectors": {k: {"columns": list(v.columns), "unit": v.unit} for k, v in self.vectors.items()},
+            "units": dict(self.units),
         }
 
     @classmethod
@@ -206,6 +210,7 @@ class Roles:
             vectors={
                 k: Vector(tuple(v["columns"]), v.get("unit", "")) for k, v in d.get("vectors", {}).items()
             },
+            units=dict(d.get("units", {})),
         )
 
     def columns(self) -> list[str]:

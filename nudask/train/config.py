@@ -65,6 +65,14 @@ class Task:
             "vector targets: the sign is ambiguous (head-tail): loss 1 - |cos|, angles folded to [0, 90]"
         ),
     )
+    labels: str | None = field(
+        default=None,
+        metadata=doc(
+            "a Parquet table of class labels keyed by event id (run, subrun, event) with a "
+            "consensus column, e.g. from nudask label --export: its labels replace the label "
+            "role it names (task.target names it); events it does not label are left out (null: the truth)"
+        ),
+    )
     max_samples: int | None = field(
         default=None, metadata=doc("use at most this many of the selected events (null: all)")
     )

@@ -20,6 +20,7 @@ from ..dataset.manifest import MANIFEST
 from ..errors import DataError
 from ..records import Manifest
 from ..schema import READABLE_VERSIONS, coo_columns, image_columns, schema_info, value_columns
+from . import labels as task_labels
 from . import split as splits
 from . import targets
 from .balance import class_counts, class_weights
@@ -285,10 +286,15 @@ def load_data(cfg: Config, path: str | None = None, *, images: bool = True) -> D
         raise DataError(f"dataset '{path}' holds no files")
     layout = Layout.of(ds.files)
     roles = ds.roles
+    hand_labels = None
+    if cfg.task.labels:
+        roles, hand_labels = task_labels.read_labels(cfg.task.labels, roles)
     preps = _preps(cfg, ds.views, ds.info)
     columns = {v: stream_columns(ds.views[v]) for v in preps}
     task = targets.make_task(cfg.task.target, roles)
-    needed_meta = targets.required_columns(task, roles, cfg.input.crop)
+    needed_meta = [
+        c for c in targets.required_columns(task, roles, cfg.input.crop) if c != task_labels.COLUMN
+    ]
     shapes = [f"{v}_shape" for v, p in preps.items() if p.dense or p.crop == "centre"]
     _check_schema(layout, path, needed_meta + [c for v in preps for c in columns[v]] + shapes)
     image_cols = image_columns(ds.views)
@@ -298,6 +304,8 @@ def load_data(cfg: Config, path: str | None = None, *, images: bool = True) -> D
     meta = pads.dataset(ds.files, format="parquet").to_table(columns=read).to_pandas()
     if len(meta) != layout.n_rows:
         raise DataError(f"dataset '{path}': metadata has {len(meta)} rows, files {layout.n_rows}")
+    if hand_labels is not None:
+        meta = task_labels.join(meta, hand_labels, roles.identity)
     truth = targets.truth(meta, roles)
     y = targets.labels(truth, task)
     keep = targets.select(

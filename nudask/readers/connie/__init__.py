@@ -135,11 +135,15 @@ class ConnieReader(Reader):
 
     def roles(self) -> Roles:
         if self.mode == "image":
-            return Roles(title=(Title("nsamp", "NSAMP {:d}"), Title("exposure", "{:.0f} s")))
+            return Roles(
+                title=(Title("nsamp", "NSAMP {:d}"), Title("exposure", "{:.0f} s")),
+                units={"*": "e-" if self.calibrate else "ADU"},
+            )
         return Roles(
             energy=Quantity("energy", "eV"),
             labels={"particle": Label(CLASSES, column="label")},
             title=(Title("label", "class {:d}"), Title("energy", "{:.0f} eV"), Title("n_pixels", "{:d} px")),
+            units={"event": "e-"},
         )
 
     # -- what a file holds ---------------------------------------------------------
