@@ -109,6 +109,7 @@ class DuneSNReader(Reader):
         "generation": "metadata columns: 11, 12, 13, 14, 18, a comma list cycled over batches, or mixed",
         "width": "image channels: 16, 32, a comma list cycled over batches, or mixed",
         "naming": "batch (clusters_plane{P}_batch{NNNN}.npz) or basename ({basename}_plane{P}.npz)",
+        "planes": "planes written in turn, letters of UVX (default UVX; X: the collection plane only)",
     }
 
     @classmethod

@@ -197,10 +197,12 @@ def simulate_dune_sn(
     generation: str | int = 12,
     width: str | int = 16,
     naming: str = "batch",
+    planes: str = "UVX",
 ) -> list[str]:
     """Write ``files`` NPZ files of ``events`` clusters each into folder ``out``.
 
-    File ``k`` is plane ``U, V, X`` in turn of batch ``k // 3``. ``generation`` and
+    File ``k`` is plane ``planes[k % len(planes)]`` (``U, V, X`` in turn by default) of batch
+    ``k // len(planes)``; ``planes=X`` writes the collection plane only. ``generation`` and
     ``width`` are one value or a comma list (or ``mixed``: all) cycled over the
     batches. ``naming`` is ``batch`` (``clusters_plane{P}_batch{NNNN}.npz``) or
     ``basename`` (``{basename}_plane{P}.npz``, the 13+ column writer's names).
@@ -209,11 +211,14 @@ def simulate_dune_sn(
     widths = _choices(width, (16, 32), "width")
     if naming not in ("batch", "basename"):
         raise ConfigError(f"dune_sn simulate: naming={naming!r}; use batch or basename")
+    chosen = str(planes).upper().replace(",", "")
+    if not chosen or any(p not in PLANES for p in chosen) or len(set(chosen)) != len(chosen):
+        raise ConfigError(f"dune_sn simulate: planes={planes!r}; use letters of UVX, e.g. X or UVX")
     os.makedirs(out, exist_ok=True)
     paths = []
     for k in range(files):
-        batch, plane = divmod(k, 3)
-        plane_name = PLANES[plane]
+        batch, plane = divmod(k, len(chosen))
+        plane_name = chosen[plane]
         rng = np.random.default_rng([seed, k])
         w, g = widths[batch % len(widths)], gens[batch % len(gens)]
         images = np.empty((events, TICKS, w), np.float32)

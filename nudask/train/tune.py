@@ -130,6 +130,32 @@ def _storage(url: str):
     return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
 
 
+def _worker_threads() -> None:
+    """Keep a trial to its Dask worker's threads (TensorFlow would take every core of the node).
+
+    Two single-threaded workers on one node then train two trials on two cores
+    instead of four threads fighting for them. Set once per worker process, before
+    TensorFlow starts its thread pools; a no-op outside a worker or on another backend.
+    """
+    try:
+        from distributed import get_worker
+
+        n = int(get_worker().state.nthreads)
+    except (ImportError, ValueError, AttributeError):
+        return
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
+    except RuntimeError:  # already started in this process (a second trial): kept as set
+        pass
+
+
 def run_trial(values: dict, params: dict, study_dir: str, url: str, study_name: str, trial_id: int,
               number: int, metric: str) -> dict:  # fmt: skip
     """One trial, on a Dask worker: a normal training run, reporting ``metric`` every epoch."""
@@ -140,6 +166,7 @@ def run_trial(values: dict, params: dict, study_dir: str, url: str, study_name: 
     from .config import make_config
     from .fit import train
 
+    _worker_threads()
     values = dict(values)
     evaluate = bool(values.pop("_evaluate", False))
     cfg = make_config(
