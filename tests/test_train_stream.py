@@ -205,3 +205,28 @@ def test_memory_is_bounded_by_the_buffer_not_the_dataset(tmp_path_factory, tmp_p
     assert p_big < 1.3 * p_small + 2e6, (p_small, p_big)  # flat: 5x the events, same peak
     assert big.cache.peak_bytes < sparse_total / 3  # the stream never holds much of the dataset
     assert p_big < 8e6  # the rest is the reader's scratch and a few 16 x 16 batches
+
+
+def test_pages_are_checked_once_per_process_and_a_damaged_page_is_caught(mb, tmp_path):
+    import shutil
+
+    import pyarrow as pa
+
+    from nudask.train import stream
+
+    data, src = source(mb, tmp_path)
+    src.set_epoch(0)
+    for i in range(len(src)):
+        src.batch(i)
+    groups = {g for g, _ in src.layout.verified}
+    assert groups == set(data.layout.group_of(data.rows("train")).tolist())  # every group read, checked
+    # a page flipped on disk: the first read of that row group in a process fails loudly
+    copy = shutil.copytree(mb, tmp_path / "damaged")
+    part = sorted(copy.glob("part-*.parquet"))[0]
+    raw = bytearray(part.read_bytes())
+    raw[len(raw) // 3] ^= 0xFF
+    part.write_bytes(bytes(raw))
+    layout = stream.Layout.of(sorted(str(p) for p in copy.glob("part-*.parquet")))
+    first_file_groups = np.flatnonzero(layout.rg_file == 0)
+    with pytest.raises((OSError, pa.ArrowException)):
+        stream.Window(layout, first_file_groups, src.columns)

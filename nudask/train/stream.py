@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -25,8 +25,9 @@ from ..errors import DatasetError
 from . import prepare
 from .balance import resample
 
-# Parquet page checksums are verified on every read; switched off only to measure what
-# verification costs (tests/benchmarks/bench_train.py).
+# Parquet page checksums are verified the first time a process reads a row group (later
+# epochs re-read pages already checked); switched off only to measure what verification
+# costs (tests/benchmarks/bench_train.py).
 VERIFY_PAGES = True
 
 
@@ -40,6 +41,7 @@ class Layout:
     rg_local: np.ndarray
     rg_first: np.ndarray
     rg_rows: np.ndarray
+    verified: set[tuple] = field(default_factory=set)  # (row group, columns) this process checked
 
     @classmethod
     def of(cls, files: list[str]) -> Layout:
@@ -103,13 +105,16 @@ class Window:
         cols = [c for cs in views.values() for c in cs] + [f"{v}_shape" for v in shapes]
         for k in np.unique(layout.rg_file[groups]):
             mine = groups[layout.rg_file[groups] == k]
+            check = VERIFY_PAGES and not layout.verified.issuperset((g, tuple(cols)) for g in mine.tolist())
             pf = pq.ParquetFile(
-                layout.files[k], metadata=layout.metadata[k], page_checksum_verification=VERIFY_PAGES
+                layout.files[k], metadata=layout.metadata[k], page_checksum_verification=check
             )
             # decoded in this (worker) thread: parallelism comes from the workers, and no extra
             # threads compete with the model for the cores
             tables.append(pf.read_row_groups(layout.rg_local[mine].tolist(), columns=cols, use_threads=False))
-        table = pa.concat_tables(tables)
+        table = pa.concat_tables(tables)  # read whole: every page of these groups is now checked
+        if VERIFY_PAGES:
+            layout.verified.update((g, tuple(cols)) for g in groups.tolist())
         self.nbytes = table.nbytes
         self.groups = groups
         self.start = np.concatenate([[0], np.cumsum(layout.rg_rows[groups])[:-1]]).astype(np.int64)
