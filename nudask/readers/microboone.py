@@ -75,6 +75,14 @@ class MicroBooNEReader(Reader):
             for k in range(files)
         ]
 
+    OPTIONS: ClassVar[dict[str, str]] = {
+        "geometry": "detector geometry: microboone (2400/2400/3456 wires x 6400 ticks) or small (tests)",
+        "factor": "ticks summed per time bin (the notebooks' 6)",
+        "cutoff": "values below it become 0 after summing (null: 10 x factor / 6)",
+        "saturation": "values are clipped at it (null: 100 x factor / 6); the 8-bit scale's top",
+        "fast_inflate": "inflate gzip chunks with libdeflate (null: when the layout allows)",
+    }
+
     def __init__(
         self,
         *,

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..display import display_array
+from ..roles import roles_of
 from . import metrics as M
 from . import report
 from .data import Data
@@ -116,6 +117,8 @@ def displays(data: Data, df: pd.DataFrame, n: int) -> tuple[list[dict], list[str
 
 def plots(run: Path, data: Data, df: pd.DataFrame, prob: np.ndarray, res: dict) -> list[Path]:
     plots, task = run / "plots", data.task
+    energy = roles_of(data.manifest).energy if data.manifest else None  # the axis names its role
+    energy_label = f"true energy, {energy.column} [{energy.unit}]" if energy else "true energy"
     files: list[Path] = []
     history = json.loads((run / "history.json").read_text()) if (run / "history.json").exists() else []
     if history:
@@ -131,6 +134,7 @@ def plots(run: Path, data: Data, df: pd.DataFrame, prob: np.ndarray, res: dict) 
                 "angle (deg)",
                 "68 % containment angle against true energy",
                 plots / "angle_vs_energy.png",
+                xlabel=energy_label,
             )
         )
     elif task.kind == "regression":
@@ -143,6 +147,7 @@ def plots(run: Path, data: Data, df: pd.DataFrame, prob: np.ndarray, res: dict) 
                 "(pred - true) / true",
                 "resolution and bias",
                 plots / "resolution_vs_energy.png",
+                xlabel=energy_label,
             )
         )
         files.append(
@@ -170,6 +175,7 @@ def plots(run: Path, data: Data, df: pd.DataFrame, prob: np.ndarray, res: dict) 
                 "accuracy against true energy",
                 plots / "accuracy_vs_energy.png",
                 {"accuracy": err},
+                xlabel=energy_label,
             )
         )
         files.append(

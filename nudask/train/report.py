@@ -122,6 +122,7 @@ def plot_binned(
     title: str,
     path: Path,
     errors: dict[str, list[float]] | None = None,
+    xlabel: str = "true energy",
 ) -> Path:
     """Values of ``bins`` (see :func:`metrics.binned`) against true energy; series key -> label."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -130,7 +131,7 @@ def plot_binned(
     for key, label in series.items():
         yv = np.array([b["value"][key] if isinstance(b["value"], dict) else b["value"] for b in bins], float)
         ax.errorbar(x, yv, xerr=xerr, yerr=(errors or {}).get(key), fmt="o", capsize=2, label=label)
-    ax.set_xlabel("true neutrino energy (GeV)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
