@@ -36,6 +36,18 @@ EPILOG = """examples:
 _key_value = key_value_argument  # the type of -O KEY=VALUE
 
 
+def _module_command(sub, name: str, help: str, module) -> None:
+    """``nudask NAME``: the arguments, summary and examples of ``python -m nudask.NAME``."""
+    s = sub.add_parser(
+        name,
+        help=help,
+        description=(module.__doc__ or "").split("\n\n")[0],
+        epilog="examples:" + module.EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    module.add_arguments(s)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nudask",
@@ -165,14 +177,7 @@ def _parser() -> argparse.ArgumentParser:
         description="List the installed readers (built-in and plugins) in the order they are guessed.",
     )
 
-    s = sub.add_parser(
-        "train",
-        help="train a Keras model on a dataset (python -m nudask.train)",
-        description=(train_cli.__doc__ or "").split("\n\n")[0],
-        epilog="examples:" + train_cli.EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    train_cli.add_arguments(s)
+    _module_command(sub, "train", "train a Keras model on a dataset (python -m nudask.train)", train_cli)
 
     s = sub.add_parser(
         "evaluate",
@@ -198,14 +203,7 @@ def _parser() -> argparse.ArgumentParser:
 
     from . import tune as tune_cli
 
-    s = sub.add_parser(
-        "tune",
-        help="hyperparameter search, trials as Dask tasks (python -m nudask.tune)",
-        description=(tune_cli.__doc__ or "").split("\n\n")[0],
-        epilog="examples:" + tune_cli.EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    tune_cli.add_arguments(s)
+    _module_command(sub, "tune", "hyperparameter search as Dask tasks (python -m nudask.tune)", tune_cli)
     return p
 
 
