@@ -53,7 +53,7 @@ def test_batches_pad_mask_and_keep_every_point(ds):
     assert batches.batch(1)[0]["xyz"].shape == (2, 8000, 3)
 
 
-def test_shuffled_epochs_cover_the_rows_and_subsample_big_sets(ds):
+def test_shuffled_epochs_cover_the_rows_and_crop_big_sets(ds):
     files = [os.path.join(ds.path, p.name) for p in ds.manifest.files]
     spec = PointSet(
         view="voxels", target="label", max_points=300, batch_size=1, class_weights=(1, 1, 5, 1, 1)
@@ -68,3 +68,24 @@ def test_shuffled_epochs_cover_the_rows_and_subsample_big_sets(ds):
     assert np.all(weight[target == 2] == 5) and np.all(weight[(target != 2)] == 1)
     with pytest.raises(ConfigError, match="no columns"):
         PointSetBatches(files, np.arange(2), PointSet(view="voxels", target="nothing"))
+
+
+def test_big_sets_are_cut_to_a_compact_region_after_deriving_features(ds):
+    files = [os.path.join(ds.path, p.name) for p in ds.manifest.files]
+    spec = PointSet(view="voxels", target="label", max_points=300, batch_size=1)
+
+    def derive(xyz, channels):  # the set's size, and each point's place in the whole set
+        return np.stack([np.full(len(xyz), len(xyz)), np.arange(len(xyz))], axis=1).astype(np.float32)
+
+    batches = PointSetBatches(files, np.arange(1, 2), spec, seed=3, derive=derive)
+    inputs, _, _ = batches.batch(0)
+    vox = ds.coo(1)["voxels"]
+    full = np.stack(vox.index, axis=1).astype(np.float32)
+    extra = inputs["features"][0, :300, 1:]  # after the energy channel
+    assert np.all(extra[:, 0] == len(full))  # derived on the whole set, before the cut
+    kept = extra[:, 1].astype(int)
+    assert np.all(np.diff(kept) > 0)
+    dropped = np.setdiff1d(np.arange(len(full)), kept)
+    d = np.linalg.norm(full[kept][:, None, :] - full[None, :, :], axis=2)  # (kept, all)
+    # some kept point is the centre: every kept point is nearer to it than any dropped one
+    assert np.any(d[:, kept].max(axis=1) <= d[:, dropped].min(axis=1))

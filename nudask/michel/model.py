@@ -5,7 +5,8 @@ muon; projected onto a plane it overlaps the other tracks, and mapping per-pixel
 back to voxels loses exactly the voxels that matter. A point network sees each voxel with its
 3-D neighbourhood and is never dense (a 768^3 grid is 1.8 GB per image in float32).
 
-The network (DGCNN-like): per-voxel features (log1p energy), then EdgeConv layers: for each
+The network (DGCNN-like): per-voxel features (log1p energy and, with ``model.geometry``, the
+host-computed cluster and shape features of :mod:`nudask.michel.features`), then EdgeConv layers: for each
 voxel, a shared MLP over its k neighbours' ``[h_i, h_j - h_i, x_j - x_i]``, max over the
 neighbours. The first layer uses the 16 nearest voxels, the next ones every 3rd of the
 48 nearest (a wider view along the track); a masked max over the whole set adds the image's
@@ -26,6 +27,8 @@ import yaml
 from ..errors import ConfigError, NotFoundError
 from ..train.points import PointSet, PointSetBatches, set_inputs
 from . import CLASSES, MICHEL
+from .features import NAMES as GEOMETRY
+from .features import voxel_features
 
 DEFAULTS: dict[str, Any] = {
     "points": {
@@ -38,7 +41,7 @@ DEFAULTS: dict[str, Any] = {
         "batch_size": 2,
         "class_weights": [1.0, 1.0, 4.0, 2.0, 2.0],
     },
-    "model": {"width": 32},
+    "model": {"width": 32, "geometry": True},
     "train": {"epochs": 3, "learning_rate": 0.003, "validation": 0.2, "seed": 0, "max_images": 0},
 }
 
@@ -60,7 +63,18 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     return cfg
 
 
-def build_model(spec: PointSet, width: int = 32, n_classes: int = len(CLASSES)):
+def n_inputs(spec: PointSet, geometry: bool) -> int:
+    return len(spec.features) + (len(GEOMETRY) if geometry else 0)
+
+
+def derive(geometry: bool):
+    """The extra per-voxel features of the points batches (None: the channels only)."""
+    if not geometry:
+        return None
+    return lambda xyz, channels: voxel_features(xyz, channels["energy"])
+
+
+def build_model(spec: PointSet, width: int = 32, n_classes: int = len(CLASSES), geometry: bool = True):
     import keras
     from keras import ops
 
@@ -81,7 +95,7 @@ def build_model(spec: PointSet, width: int = 32, n_classes: int = len(CLASSES)):
             return ops.max(self.mlp2(self.mlp1(e)), axis=2)
 
     xyz = keras.Input((None, 3), name="xyz")
-    feat = keras.Input((None, len(spec.features)), name="features")
+    feat = keras.Input((None, n_inputs(spec, geometry)), name="features")
     mask = keras.Input((None,), name="mask")
     knns = [keras.Input((None, k), dtype="int32", name=f"knn{s}") for s, k in enumerate(spec.neighbours)]
     h = keras.layers.Dense(width, activation="relu")(feat)
@@ -115,11 +129,14 @@ def _feed(batches: PointSetBatches):
     return Feed()
 
 
-def predict_set(model, spec: PointSet, xyz: np.ndarray, energy: np.ndarray) -> np.ndarray:
+def predict_set(
+    model, spec: PointSet, xyz: np.ndarray, energy: np.ndarray, geometry: bool = True
+) -> np.ndarray:
     """Class of every voxel of one image (padded to a multiple of 1024: few retraces)."""
     n = len(xyz)
     size = max(-(-n // 1024) * 1024, 1024)
-    inputs = set_inputs(xyz, {"energy": energy}, spec, size)
+    extra = voxel_features(xyz, energy) if geometry else None
+    inputs = set_inputs(xyz, {"energy": energy}, spec, size, extra)
     probs = model({k: v[None] for k, v in inputs.items()}, training=False)
     return np.asarray(probs)[0, :n].argmax(axis=1)
 
@@ -145,8 +162,9 @@ def train_run(config: str, data: str, out: str) -> str:
     n_val = max(round(n * float(t["validation"])), 1)
     val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
     files = [os.path.join(ds.path, p.name) for p in ds.manifest.files]
-    batches = PointSetBatches(files, train, spec, seed=int(t["seed"]))
-    model = build_model(spec, int(cfg["model"]["width"]))
+    geometry = bool(cfg["model"]["geometry"])
+    batches = PointSetBatches(files, train, spec, seed=int(t["seed"]), derive=derive(geometry))
+    model = build_model(spec, int(cfg["model"]["width"]), geometry=geometry)
     model.compile(
         optimizer=keras.optimizers.Adam(float(t["learning_rate"])), loss="sparse_categorical_crossentropy"
     )
@@ -190,6 +208,7 @@ class RunPredictor:
         self.run = os.path.abspath(run)
         self.spec = PointSet.from_dict({**info["config"]["points"], "target": None})
         self.width = int(info["config"]["model"]["width"])
+        self.geometry = bool(info["config"]["model"].get("geometry", False))  # older runs: none
         self.reader = info["reader"]
         self.reader_options = {k: v for k, v in info["reader_options"].items() if k != "labels"}
         self._model = model
@@ -200,12 +219,12 @@ class RunPredictor:
     @property
     def model(self):
         if self._model is None:
-            self._model = build_model(self.spec, self.width)
+            self._model = build_model(self.spec, self.width, geometry=self.geometry)
             self._model.load_weights(os.path.join(self.run, "model.weights.h5"))
         return self._model
 
     def classes(self, xyz: np.ndarray, energy: np.ndarray) -> np.ndarray:
-        return predict_set(self.model, self.spec, xyz, energy)
+        return predict_set(self.model, self.spec, xyz, energy, self.geometry)
 
     def michel_rows(self, voxels) -> np.ndarray:
         xyz = np.stack(voxels.index, axis=1).astype(np.float32)

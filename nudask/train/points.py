@@ -2,7 +2,8 @@
 
 A generic mode of the training stream for per-point tasks (segmentation of 3-D voxels):
 each event's entries of one COO ``view`` are one set; a batch is ``batch_size`` sets padded
-to ``max_points`` (sets above it are subsampled at random in training) with a mask, plus
+to ``max_points`` (a set above it is cut to the region around a random point in training,
+:func:`crop`) with a mask, plus
 the indices of each point's nearest neighbours (``neighbours`` k per scale, every
 ``dilation``-th of the nearest ``k * dilation``; searched on the host with scipy's cKDTree,
 so the model only gathers). Rows come in the epoch order of :func:`~.stream.plan_epoch`
@@ -26,6 +27,7 @@ target (B, P) int32 and the weight (B, P) float32 (0 on padding, optional class 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -92,14 +94,22 @@ def knn(xyz: np.ndarray, k: int, dilation: int = 1) -> np.ndarray:
 
 
 def set_inputs(
-    xyz: np.ndarray, channels: dict[str, np.ndarray], spec: PointSet, size: int | None = None
+    xyz: np.ndarray,
+    channels: dict[str, np.ndarray],
+    spec: PointSet,
+    size: int | None = None,
+    extra: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Model inputs of one set, padded to ``size`` (default: the set's own size)."""
+    """Model inputs of one set, padded to ``size`` (default: the set's own size).
+
+    ``extra`` (n, E): per-point features computed by the caller, appended to the channels.
+    """
     n = len(xyz)
     size = n if size is None else size
+    n_extra = 0 if extra is None else extra.shape[1]
     out: dict[str, np.ndarray] = {
         "xyz": np.zeros((size, 3), np.float32),
-        "features": np.zeros((size, len(spec.features)), np.float32),
+        "features": np.zeros((size, len(spec.features) + n_extra), np.float32),
         "mask": np.zeros(size, np.float32),
     }
     xyz = np.asarray(xyz, np.float32)
@@ -108,6 +118,8 @@ def set_inputs(
     for j, name in enumerate(spec.features):
         values = np.asarray(channels[name], np.float32)
         out["features"][:n, j] = np.log1p(np.maximum(values, 0)) if name in spec.log_features else values
+    if n_extra:
+        out["features"][:n, len(spec.features) :] = extra
     out["mask"][:n] = 1
     for s, (k, dil) in enumerate(zip(spec.neighbours, spec.dilation)):
         idx = np.tile(np.arange(size, dtype=np.int32)[:, None], (1, k))  # padding: itself
@@ -116,13 +128,43 @@ def set_inputs(
     return out
 
 
+Derive = Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray]
+
+
+def crop(xyz: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices (sorted) of the ``size`` points nearest a random one: a set too big for the batch
+    is cut to a compact region, so every kept point keeps its neighbours (a random subsample
+    would thin them, and the network would see sparser sets in training than in inference).
+
+    >>> crop(np.arange(10.0)[:, None] * [1, 0, 0], 3, np.random.default_rng(0)).tolist()
+    [7, 8, 9]
+    """
+    if len(xyz) <= size:
+        return np.arange(len(xyz))
+    centre = xyz[rng.integers(len(xyz))]
+    d2 = np.sum((np.asarray(xyz, np.float32) - centre) ** 2, axis=1)
+    return np.sort(np.argpartition(d2, size - 1)[:size])
+
+
 class PointSetBatches:
-    """Batches of padded point sets of ``rows`` of a dataset's Parquet ``files``."""
+    """Batches of padded point sets of ``rows`` of a dataset's Parquet ``files``.
+
+    ``derive(xyz, channels) -> (n, E)``: extra per-point features, computed on each whole set
+    before it is cropped (so they describe the set as inference sees it).
+    """
 
     def __init__(
-        self, files: list[str], rows: np.ndarray, spec: PointSet, *, seed: int = 0, shuffle: bool = True
+        self,
+        files: list[str],
+        rows: np.ndarray,
+        spec: PointSet,
+        *,
+        seed: int = 0,
+        shuffle: bool = True,
+        derive: Derive | None = None,
     ):
         self.spec = spec
+        self.derive = derive
         self.layout = Layout.of(files)
         self.rows = np.asarray(rows, np.int64)
         self.seed, self.shuffle = seed, shuffle
@@ -169,20 +211,20 @@ class PointSetBatches:
             )
             local = int(window.local(self.layout, self.plan.order[pos : pos + 1])[0])
             cols = self._set(window, local)
-            n = len(cols[self.columns[0]])
-            keep = (
-                np.sort(rng.choice(n, spec.max_points, replace=False)) if n > spec.max_points else slice(None)
+            xyz = np.stack([cols[c] for c in self.coords], axis=1)
+            channels = {c: cols[f"{spec.view}_{c}"] for c in spec.channels}
+            extra = None if self.derive is None else self.derive(xyz, channels)
+            keep = crop(xyz, spec.max_points, rng)
+            sets.append(
+                (xyz[keep], {c: v[keep] for c, v in channels.items()}, None if extra is None else extra[keep])
             )
-            xyz = np.stack([cols[c][keep] for c in self.coords], axis=1)
-            channels = {c: cols[f"{spec.view}_{c}"][keep] for c in spec.channels}
-            sets.append((xyz, channels))
         size = spec.max_points
-        parts = [set_inputs(xyz, ch, spec, size) for xyz, ch in sets]
+        parts = [set_inputs(xyz, ch, spec, size, extra) for xyz, ch, extra in sets]
         inputs = {k: np.stack([p[k] for p in parts]) for k in parts[0]}
         if not spec.target:
             return inputs
         target = np.zeros((len(sets), size), np.int32)
-        for j, (xyz, ch) in enumerate(sets):
+        for j, (xyz, ch, _) in enumerate(sets):
             target[j, : len(xyz)] = ch[spec.target]
         weight = inputs["mask"].copy()
         if spec.class_weights:

@@ -253,21 +253,27 @@ def _c_order(
     each one's row in its own image (int32).
 
     One ``np.sort`` (not ``argsort``: about 1.7x faster) of packed int64 keys
-    ``image << 50 | xyz << 20 | row``, the row decoded from the low bits; chunks or images
-    too big to pack (over 8,192 images, 2^20 voxels or a grid over 1024) take an argsort of
-    ``image * g^3 + xyz``.
+    ``image << 50 | xyz << 20 | row``, built in place with additions (each pass over the
+    chunk's voxels costs as much as the read), the row decoded from the low bits; chunks or
+    images too big to pack (over 8,192 images, 2^20 voxels or a grid over 1024) take an
+    argsort of ``image * g^3 + xyz``.
     """
-    n_img = len(lengths)
-    x, y, z = (xyze[:, a].astype(np.int64) for a in range(3))
-    xyz = (x * g + y) * g + z
-    image = np.repeat(np.arange(n_img, dtype=np.int64), lengths)
+    n_img, n = len(lengths), len(xyze)
+    start = np.repeat(offsets[:-1], lengths)  # each voxel's image's first voxel
+    c = xyze[:, :3].astype(np.int64)
     if n_img <= 1 << (63 - ROW_BITS - KEY_BITS) and g <= 1024 and (lengths.max(initial=0) < 1 << ROW_BITS):
-        row = np.arange(len(xyz), dtype=np.int64) - offsets[image]
-        packed = np.sort((image << (ROW_BITS + KEY_BITS)) | (xyz << ROW_BITS) | row)
-        row = packed & ((1 << ROW_BITS) - 1)
-        return offsets[packed >> (ROW_BITS + KEY_BITS)] + row, row.astype(np.int32)
-    order = np.argsort(image * g**3 + xyz)
-    return order, (order - offsets[image]).astype(np.int32)  # image[order] == image
+        key = c[:, 0] * (g * g << ROW_BITS)
+        key += c[:, 1] * (g << ROW_BITS)
+        key += c[:, 2] << ROW_BITS
+        key += np.repeat(np.arange(n_img, dtype=np.int64) << (ROW_BITS + KEY_BITS), lengths)
+        key -= start
+        key += np.arange(n, dtype=np.int64)
+        key.sort()
+        row = key & ((1 << ROW_BITS) - 1)
+        return start + row, row.astype(np.int32)  # the sort keeps the images in turn
+    image = np.repeat(np.arange(n_img, dtype=np.int64), lengths)
+    order = np.argsort(image * g**3 + (c[:, 0] * g + c[:, 1]) * g + c[:, 2], kind="stable")
+    return order, (order - start).astype(np.int32)
 
 
 def _per_image(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
