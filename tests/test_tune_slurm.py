@@ -96,6 +96,7 @@ def test_a_study_on_two_slurm_jobs_is_killed_and_resumes(slurm, sn, tmp_path):
 
     second = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     log = second.stdout + second.stderr
+    (tmp_path / "second.log").write_text(log)
     assert second.returncode == 0, log[-3000:]
 
     after = optuna.load_study(study_name="study", storage=url).get_trials(deepcopy=False)

@@ -380,9 +380,7 @@ def tune(job: str | os.PathLike, study: str | os.PathLike, *, data: str | None =
                 )  # fmt: skip
                 running[fut.key] = (fut, trial, where)
                 if verbose:
-                    retry = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(
-                        st._storage.get_trial(trial._trial_id)
-                    )
+                    retry = st._storage.get_trial(trial._trial_id).system_attrs.get("failed_trial")
                     again = f" (trial {retry} again)" if retry is not None else ""
                     print(f"nudask.tune: trial {trial.number}{again} on {where}: {trial.params}", flush=True)
 
@@ -407,7 +405,10 @@ def tune(job: str | os.PathLike, study: str | os.PathLike, *, data: str | None =
                 except Exception as err:  # a failed trial is recorded, the study goes on
                     finish(trial, optuna.trial.TrialState.FAIL)
                     if verbose:
-                        print(f"nudask.tune: trial {trial.number} failed: {err}", flush=True)
+                        print(
+                            f"nudask.tune: trial {trial.number} failed: {type(err).__name__}: {err}",
+                            flush=True,
+                        )
                     if isinstance(err, ConfigError):
                         raise
                     continue
