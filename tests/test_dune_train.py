@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -126,7 +127,7 @@ def test_a_study_runs_trials_as_dask_tasks_and_resumes(ds, tmp_path):
     import optuna
     from distributed import Client, LocalCluster
 
-    from nudask.train.tune import tune
+    from nudask.train.tune import _storage, storage_url, tune
 
     job = tmp_path / "tune.yaml"
     job.write_text(
@@ -134,6 +135,7 @@ def test_a_study_runs_trials_as_dask_tasks_and_resumes(ds, tmp_path):
         .read()
         .replace("epochs: 4", "epochs: 2")
         .replace("trials: 8", "trials: 2")
+        .replace("seed: 0", "seed: 0\n  heartbeat: 1")
     )
     study = tmp_path / "study"
     with (
@@ -144,9 +146,20 @@ def test_a_study_runs_trials_as_dask_tasks_and_resumes(ds, tmp_path):
         assert len(res["trials"]) == 2 and res["best"]["value"] > 0
         hosts = {t["run"] for t in res["trials"]}
         assert len(hosts) == 2 and all("trial_" in h for h in hosts)
+        # a trial left running by a killed driver: its heartbeat stops, so the rerun fails it
+        # (Optuna's fail_stale_trials) and runs its parameters again as a new trial
+        st = optuna.load_study(study_name="study", storage=_storage(storage_url(study), 1))
+        killed = st.ask({"train.learning_rate": optuna.distributions.FloatDistribution(1e-5, 1e-2, log=True)})
+        st._storage.record_heartbeat(killed._trial_id)
+        time.sleep(4)  # past the grace period (3 heartbeats)
         res = tune(job, study, data=ds.path, client=cl, trials=3, verbose=False)  # resumes: one more
-    assert [t["number"] for t in res["trials"]] == [0, 1, 2]
     st = optuna.load_study(study_name="study", storage=f"sqlite:///{study / 'study.db'}")
-    assert len(st.trials) == 3
+    states = {t.number: t.state.name for t in st.trials}
+    assert states == {0: "COMPLETE", 1: "COMPLETE", 2: "FAIL", 3: "COMPLETE"}
+    again = st.trials[3]
+    assert again.system_attrs["failed_trial"] == 2
+    assert again.params["train.learning_rate"] == killed.params["train.learning_rate"]
+    assert [t["number"] for t in res["trials"]] == [0, 1, 2, 3]
     assert (study / "index.html").exists() and (study / "best_config.yaml").exists()
+    assert "(again: 2)" in (study / "summary.md").read_text()
     assert "plots/optimization_history.png" in res["plots"]

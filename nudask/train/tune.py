@@ -16,8 +16,7 @@ A job file for ``python -m nudask.tune`` is a training job plus a ``tune`` secti
         model.filters: [[8, 16], [16, 32]]     # a list: a choice
 
 The study lives in a folder: ``study.db`` (Optuna's RDB storage in an SQLite
-file: a killed study resumes from it; trials that were running are marked
-failed and run again), ``trials/trial_NNNN/<stamp>/`` (each trial's run
+file: a killed study resumes from it), ``trials/trial_NNNN/<stamp>/`` (each trial's run
 folder), and the summary page ``index.html`` / ``summary.md`` with the best
 trial and its config, the table of trials and Optuna's matplotlib plots
 (optimisation history, parameter importances, parallel coordinates).
@@ -26,6 +25,14 @@ Trials are submitted to the current Dask client, one at a time per worker (a
 LocalCluster, or SLURM GPU workers); the search loop is Optuna's ask-and-tell.
 Each trial reports its metric every epoch to the same storage, and stops when
 the pruner says so.
+
+A killed study: the driver records a heartbeat for each trial it has running
+(every ``tune.heartbeat`` seconds, default 10; Optuna's RDB heartbeat). A
+rerun fails the trials whose heartbeat is older than three intervals (Optuna's
+``fail_stale_trials``) and runs each again once with the same parameters as a
+new trial (``RetryHeartbeatStaleTrialCallback``); finished trials are kept.
+Trials of another driver still running on the same study keep their heartbeat
+and count toward ``tune.trials``.
 """
 
 from __future__ import annotations
@@ -56,7 +63,8 @@ def load_job(path: str | os.PathLike) -> tuple[dict, dict]:
         raise ConfigError(
             f"config file '{path}' has no tune.space: declare the search space (see nudask.tune)"
         )
-    known = {"trials", "metric", "direction", "pruner", "startup_trials", "seed", "space", "evaluate"}
+    known = {"trials", "metric", "direction", "pruner", "startup_trials", "seed", "space", "evaluate",
+             "heartbeat"}  # fmt: skip
     unknown = sorted(set(tune) - known)
     if unknown:
         raise ConfigError(
@@ -124,10 +132,68 @@ def storage_url(study: Path) -> str:
     return f"sqlite:///{(study / 'study.db').resolve()}"
 
 
-def _storage(url: str):
+def _storage(url: str, heartbeat: int | None = None):
+    """The study's RDB storage; with ``heartbeat`` (seconds) stale trials are failed and retried once."""
+    import warnings
+
     import optuna
 
-    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    if heartbeat is None:
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    with warnings.catch_warnings():  # heartbeat_interval is marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs={"connect_args": {"timeout": 60}}, heartbeat_interval=heartbeat,
+            grace_period=3 * heartbeat,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+        )  # fmt: skip
+
+
+def _heartbeat_of(tune: dict) -> int:
+    v = tune.get("heartbeat", 10)
+    if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+        raise ConfigError(f"tune.heartbeat: {v!r} is not a positive whole number of seconds")
+    return v
+
+
+class _Heartbeat:
+    """Records Optuna heartbeats for the trials this driver has running, from one thread."""
+
+    def __init__(self, storage, interval: int) -> None:
+        import threading
+
+        self.storage, self.interval = storage, interval
+        self.trials: set[int] = set()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name="nudask-tune-heartbeat", daemon=True)
+
+    def add(self, trial_id: int) -> None:
+        with self.lock:
+            self.trials.add(trial_id)
+        self.storage.record_heartbeat(trial_id)
+
+    def discard(self, trial_id: int) -> None:
+        with self.lock:
+            self.trials.discard(trial_id)
+
+    def _beat(self) -> None:
+        while not self.stop.wait(self.interval):
+            with self.lock:
+                ids = sorted(self.trials)
+            for tid in ids:
+                try:
+                    self.storage.record_heartbeat(tid)
+                except Exception:  # a busy database: the next beat tries again
+                    pass
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
 
 
 def _worker_threads() -> None:
@@ -154,6 +220,14 @@ def _worker_threads() -> None:
         tf.config.threading.set_inter_op_parallelism_threads(n)
     except RuntimeError:  # already started in this process (a second trial): kept as set
         pass
+
+
+def _where() -> str:
+    """Where a trial ran: its SLURM job and host, or the host alone."""
+    import socket
+
+    job = os.environ.get("SLURM_JOB_ID")
+    return f"slurm job {job} on {socket.gethostname()}" if job else socket.gethostname()
 
 
 def run_trial(values: dict, params: dict, study_dir: str, url: str, study_name: str, trial_id: int,
@@ -194,6 +268,7 @@ def run_trial(values: dict, params: dict, study_dir: str, url: str, study_name: 
     best = (max if study.direction.name == "MAXIMIZE" else min)(seen["values"])
     trial.set_user_attr("run", str(run))
     trial.set_user_attr("seconds", time.perf_counter() - start)
+    trial.set_user_attr("where", _where())
     return {"value": best, "pruned": seen["pruned"], "run": str(run), "epochs": len(seen["values"])}
 
 
@@ -202,7 +277,7 @@ def tune(job: str | os.PathLike, study: str | os.PathLike, *, data: str | None =
          verbose: bool = True) -> dict:  # fmt: skip
     """Run (or resume) the study of job file ``job`` in folder ``study``; returns its summary."""
     import optuna
-    from distributed import as_completed
+    from distributed import wait
 
     from ..cluster import client_or_local
     from .config import apply_overrides, make_config
@@ -232,58 +307,115 @@ def tune(job: str | os.PathLike, study: str | os.PathLike, *, data: str | None =
         else optuna.pruners.NopPruner()
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    heartbeat = _heartbeat_of(section)
+    storage = _storage(url, heartbeat)
     st = optuna.create_study(
-        study_name=folder.resolve().name, storage=_storage(url), direction=_direction(section, metric),  # type: ignore[arg-type]
+        study_name=folder.resolve().name, storage=storage, direction=_direction(section, metric),  # type: ignore[arg-type]
         sampler=optuna.samplers.TPESampler(seed=int(section.get("seed", 0)), n_startup_trials=startup),
         pruner=pruner, load_if_exists=True,
     )  # fmt: skip
-    for t in st.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        st.tell(t.number, state=optuna.trial.TrialState.FAIL)  # left by a killed study: run again
     (folder / "job.yaml").write_text(yaml.safe_dump({**{k: v for k, v in base.items() if k != "_evaluate"},
                                                      "tune": section}, sort_keys=False))  # fmt: skip
     values = {k: v for k, v in base.items()}
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    RUNNING = optuna.trial.TrialState.RUNNING
 
     def done() -> int:
         return len(st.get_trials(deepcopy=False, states=finished))
 
-    with client_or_local(client, verbose=verbose) as c:
-        workers = list(c.scheduler_info(n_workers=-1)["workers"]) or [None]
-        free: list = list(workers)
-        running: dict[Any, tuple[Any, Any]] = {}
-        futures = as_completed()
+    with client_or_local(client, verbose=verbose) as c, _Heartbeat(storage, heartbeat) as beats:
+        local = not c.scheduler_info(n_workers=-1)["workers"]  # none yet: a worker-less client
+        known: set = set()
+        free: list = [None] if local else []
+        running: dict[Any, tuple[Any, Any, Any]] = {}  # key: (future, trial, worker)
+        # trials running elsewhere count toward n_trials until their heartbeat goes stale; one
+        # that never had a heartbeat (killed between ask and its first beat) is waited for no
+        # longer than the grace period
+        give_up = time.monotonic() + 4 * heartbeat
+
+        def elsewhere() -> int:
+            if time.monotonic() > give_up and not running:
+                return 0
+            ours = {t._trial_id for _, t, _ in running.values()}
+            return sum(t._trial_id not in ours for t in st.get_trials(deepcopy=False, states=(RUNNING,)))
+
+        def finish(trial, state=None, value=None) -> None:
+            beats.discard(trial._trial_id)
+            st.tell(trial, value, state=state)
+
+        def workers_now() -> None:
+            """Workers that joined (SLURM jobs start when they start) are used; lost ones dropped."""
+            if local:
+                return
+            now = set(c.scheduler_info(n_workers=-1)["workers"])
+            free.extend(sorted(now - known))
+            known.clear()
+            known.update(now)
+            free[:] = [w for w in free if w in now]
+            for key, (fut, trial, where) in list(running.items()):
+                if where not in now:  # its worker is gone: the trial cannot finish there
+                    running.pop(key)
+                    fut.cancel()
+                    finish(trial, optuna.trial.TrialState.FAIL)
+                    if verbose:
+                        print(f"nudask.tune: trial {trial.number} failed: worker {where} left", flush=True)
 
         def submit() -> None:
-            while free and done() + len(running) < n_trials:
-                trial = st.ask(space)
-                where = free.pop()
+            import warnings
+
+            workers_now()
+            with warnings.catch_warnings():  # experimental; "heartbeat is for optimize": we beat ourselves
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(st)  # a killed study's running trials: failed, retried once
+            while free and done() + len(running) + elsewhere() < n_trials:
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+                    trial = st.ask(space)
+                beats.add(trial._trial_id)
+                where = free.pop(0)
                 fut = c.submit(
                     run_trial, values, trial.params, str(folder.resolve()), url, st.study_name,
                     trial._trial_id, trial.number, metric, key=f"trial-{trial.number:04d}-{time.time_ns()}",
                     workers=[where] if where else None, allow_other_workers=False, pure=False,
                 )  # fmt: skip
-                running[fut.key] = (trial, where)
-                futures.add(fut)
+                running[fut.key] = (fut, trial, where)
                 if verbose:
-                    print(f"nudask.tune: trial {trial.number} on {where}: {trial.params}", flush=True)
+                    retry = st._storage.get_trial(trial._trial_id).system_attrs.get("failed_trial")
+                    again = f" (trial {retry} again)" if retry is not None else ""
+                    print(f"nudask.tune: trial {trial.number}{again} on {where}: {trial.params}", flush=True)
 
         submit()
-        for fut in futures:
-            trial, where = running.pop(fut.key)
-            free.append(where)
+        while running or (done() < n_trials and (elsewhere() or not free)):
+            if not running:  # waiting for workers, or on trials elsewhere (retried if theirs is gone)
+                time.sleep(heartbeat)
+                submit()
+                continue
             try:
-                res = fut.result()
-            except Exception as err:  # a failed trial is recorded, the study goes on
-                st.tell(trial, state=optuna.trial.TrialState.FAIL)
-                if verbose:
-                    print(f"nudask.tune: trial {trial.number} failed: {err}", flush=True)
-                if isinstance(err, ConfigError):
-                    raise
-            else:
+                ended = wait(
+                    [f for f, _, _ in running.values()], timeout=heartbeat, return_when="FIRST_COMPLETED"
+                )
+            except TimeoutError:
+                submit()  # new workers, lost ones
+                continue
+            for fut in ended.done:
+                _, trial, where = running.pop(fut.key)
+                free.append(where)
+                try:
+                    res = fut.result()
+                except Exception as err:  # a failed trial is recorded, the study goes on
+                    finish(trial, optuna.trial.TrialState.FAIL)
+                    if verbose:
+                        print(
+                            f"nudask.tune: trial {trial.number} failed: {type(err).__name__}: {err}",
+                            flush=True,
+                        )
+                    if isinstance(err, ConfigError):
+                        raise
+                    continue
                 if res["pruned"]:
-                    st.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                    finish(trial, optuna.trial.TrialState.PRUNED)
                 else:
-                    st.tell(trial, res["value"])
+                    finish(trial, value=res["value"])
                 if verbose:
                     state = "pruned" if res["pruned"] else f"{metric} {res['value']:.4g}"
                     print(

@@ -14,6 +14,11 @@ def _num(v) -> str:
     return "" if v is None else f"{v:.5g}"
 
 
+def _again(row: dict) -> str:
+    """`` (again: 3)`` for a trial that reruns killed trial 3."""
+    return f" (again: {row['retry_of']})" if row.get("retry_of") is not None else ""
+
+
 def _plots(study, folder: Path) -> list[str]:
     import matplotlib
 
@@ -54,7 +59,8 @@ def write_study_summary(study, folder: Path, metric: str, values: dict) -> dict:
     rows = [
         {"number": t.number, "state": t.state.name, "value": t.value, "params": t.params,
          "epochs": len(t.intermediate_values), "run": t.user_attrs.get("run"),
-         "seconds": t.user_attrs.get("seconds")}
+         "seconds": t.user_attrs.get("seconds"), "where": t.user_attrs.get("where"),
+         "retry_of": t.system_attrs.get("failed_trial")}
         for t in trials
     ]  # fmt: skip
     summary: dict = {"study": study.study_name, "metric": metric, "direction": study.direction.name.lower(),
@@ -81,16 +87,18 @@ def write_study_summary(study, folder: Path, metric: str, values: dict) -> dict:
         md += [f"**Best trial {best.number}**: {metric} = {best.value:.5g}", "",
                f"- params: `{json.dumps(best.params)}`", f"- run: {best.user_attrs.get('run')}",
                "- config: [best_config.yaml](best_config.yaml)", ""]  # fmt: skip
-    md += ["| trial | state | value | epochs | params |", "| --- | --- | --- | --- | --- |"]
+    md += ["| trial | state | value | epochs | params | where |", "| --- | --- | --- | --- | --- | --- |"]
     md += [
-        f"| {r['number']} | {r['state']} | {_num(r['value'])} | {r['epochs']} | `{json.dumps(r['params'])}` |"
+        f"| {r['number']}{_again(r)} | {r['state']} | {_num(r['value'])} | {r['epochs']} | "
+        f"`{json.dumps(r['params'])}` | {r['where'] or ''} |"
         for r in rows
     ]
     md += ["", *[f"![{p}]({p})" for p in pngs]]
     (folder / "summary.md").write_text("\n".join(md) + "\n")
     table = "".join(
-        f"<tr><td>{r['number']}</td><td>{r['state']}</td><td>{_num(r['value'])}"
-        f"</td><td>{r['epochs']}</td><td><code>{html.escape(json.dumps(r['params']))}</code></td></tr>"
+        f"<tr><td>{r['number']}{_again(r)}</td><td>{r['state']}</td><td>{_num(r['value'])}"
+        f"</td><td>{r['epochs']}</td><td><code>{html.escape(json.dumps(r['params']))}</code></td>"
+        f"<td>{html.escape(r['where'] or '')}</td></tr>"
         for r in rows
     )
     head = (
@@ -106,7 +114,7 @@ def write_study_summary(study, folder: Path, metric: str, values: dict) -> dict:
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}td{padding:2px 10px}</style>"
         f"</head><body><h1>{html.escape(title)}</h1>{head}<h2>Trials</h2><table><tr><th>trial</th>"
-        f"<th>state</th><th>value</th><th>epochs</th><th>params</th></tr>{table}</table>"
+        f"<th>state</th><th>value</th><th>epochs</th><th>params</th><th>where</th></tr>{table}</table>"
         f"<h2>Plots</h2>{imgs}</body></html>"
     )
     (folder / "index.html").write_text(page)
