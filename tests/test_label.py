@@ -7,7 +7,12 @@ import glob
 import http.client
 import json
 import os
+import re
 import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -101,6 +106,7 @@ def test_fleiss_kappa_and_per_class_agreement_by_hand():
 
 # -- the store and the server ----------------------------------------------------------------
 def test_the_database_is_wal_and_concurrent_saves_lose_nothing(server, labelling):
+    labelling.k = 6  # room for everyone: every save must land
     n, people = len(labelling.keys), [f"annotator{k}" for k in range(6)]
     jobs = [(who, i) for who in people for i in range(n)]
 
@@ -115,6 +121,98 @@ def test_the_database_is_wal_and_concurrent_saves_lose_nothing(server, labelling
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("SELECT COUNT(*), COUNT(DISTINCT annotator) FROM labels").fetchone() == (len(jobs), 6)
     db.close()
+
+
+@pytest.fixture
+def second_server(labelling):
+    """``nudask label`` in its own process on the same dataset and database file, k = 2."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(nudask.__file__)))
+    err = tempfile.TemporaryFile()
+    cmd = [sys.executable, "-m", "nudask", "label", labelling.path, "--k", "2", "--port", "0"]
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=err, text=True)
+    try:
+        line = proc.stdout.readline()  # its first line says where it listens
+        found = re.search(r"serving on http://127\.0\.0\.1:(\d+)/", line)
+        if not found:
+            err.seek(0)
+            raise AssertionError(f"the second server did not start: {line!r} {err.read()[-2000:]!r}")
+        yield ("127.0.0.1", int(found.group(1)))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        err.close()
+
+
+def post_to(address, body):
+    conn = http.client.HTTPConnection(*address, timeout=60)
+    conn.request(
+        "POST", "/api/label", body=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    r = conn.getresponse()
+    answer = json.loads(r.read())
+    conn.close()
+    return r.status, answer
+
+
+def test_simultaneous_saves_through_two_server_processes_keep_k(server, second_server, labelling):
+    """12 annotators press save on the same event at the same moment (a barrier), half through
+    this process's server and half through another process's, event after event: exactly k of
+    them are saved, the others get a 409 and leave no row; saving again updates, never adds."""
+    k, classes, events = labelling.k, labelling.classes, range(6)
+    people = [f"p{j:02d}" for j in range(12)]
+    servers = [server.server_address[:2], second_server]
+    barrier = threading.Barrier(len(people), timeout=60)
+
+    def annotate(j, rounds):
+        out = []
+        for i in rounds:
+            barrier.wait()
+            body = {"annotator": people[j], "event": i, "class": classes[j % len(classes)]}
+            out.append((i, people[j], *post_to(servers[j % 2], body)))
+        return out
+
+    def all_at_once(rounds):
+        with ThreadPoolExecutor(len(people)) as pool:
+            return [r for rs in pool.map(lambda j: annotate(j, rounds), range(len(people))) for r in rs]
+
+    first = all_at_once(events)
+    saved = {i: {who for i_, who, status, _ in first if i_ == i and status == 200} for i in events}
+    assert {i: len(s) for i, s in saved.items()} == {i: k for i in events}  # k per event, never more
+    for i, who, status, answer in first:
+        if who in saved[i]:
+            assert answer == {"saved": True, "updated": False, "event": i, "annotator": who,
+                              "class": classes[int(who[1:]) % len(classes)]}  # fmt: skip
+        else:  # a clean refusal, one line, naming the event and what to do
+            assert status == 409 and answer["status"] == 409, answer
+            assert f"event {labelling.keys[i]} already has its {k} labels" in answer["error"]
+            assert "next event" in answer["error"] and "\n" not in answer["error"]
+    rows = labelling.store.labels()
+    want = {
+        (labelling.keys[i], who, classes[int(who[1:]) % len(classes)]) for i in events for who in saved[i]
+    }
+    assert sorted(rows) == sorted(want)  # every accepted save is there, no refused one
+
+    # everyone saves again, at once: the k who have a label change it (an update), the rest are refused
+    second = [(i, who, status) for i, who, status, _ in all_at_once(events)]
+    assert sorted((i, who) for i, who, status in second if status == 200) == sorted(
+        (i, who) for i in events for who in saved[i]
+    )
+    assert {status for _, _, status in second} == {200, 409}
+    assert sorted(labelling.store.labels()) == sorted(want)
+
+    # one annotator's saves of one event racing each other: one row, the last class
+    i, who = 10, "quick"
+
+    def mine_again(c):
+        return post_to(servers[c % 2], {"annotator": who, "event": i, "class": classes[c % 3]})
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(mine_again, range(8)))
+    assert [s for s, _ in answers] == [200] * 8
+    assert sorted(a["updated"] for _, a in answers) == [False] + [True] * 7
+    mine = [r for r in labelling.store.labels() if r[1] == who]
+    assert len(mine) == 1 and mine[0][0] == labelling.keys[i] and mine[0][2] in classes[:3]
+    assert labelling.store.counts()[labelling.keys[i]] == 1
 
 
 def test_bad_requests_get_clean_4xx_answers(server, labelling):
@@ -166,6 +264,7 @@ def test_each_event_goes_to_k_annotators_never_twice_to_one(server, labelling):
 
 
 def test_qa_settle_and_export(server, labelling, tmp_path):
+    labelling.k = 3  # cyd's label of event 0 is a third one
     classes = labelling.classes
     ann = {i: classes[i % 3] for i in range(10)}
     bob = {i: classes[i % 3] if i < 6 else classes[3] for i in range(10)}

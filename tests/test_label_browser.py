@@ -153,3 +153,39 @@ def test_two_annotators_label_by_keyboard_then_qa_and_export(served, chrome):  #
             assert (row.consensus, row.source, row.settled_by) == (ann[i], "settled", "bob")
         else:
             assert bool(row.tie) and row.source == "tie" and pd.isna(row.consensus)
+
+
+def test_a_save_refused_because_others_completed_the_event_is_shown_and_the_page_moves_on(served, chrome):  # noqa: F811
+    """cyd has event E on screen; meanwhile ann and bob (another tab, another server) label it,
+    so it has its k = 2 labels; cyd's key press gets the 409, the page says so and goes on."""
+    import http.client
+    import json
+
+    from selenium.webdriver.common.by import By
+
+    app, url = served
+    db = sqlite3.connect(app.store.path)
+    with db:  # a fresh start: no labels
+        db.execute("DELETE FROM labels")
+        db.execute("DELETE FROM settled")
+    db.close()
+    driver = chrome
+    driver.delete_all_cookies()
+    driver.get(url + "?annotator=cyd")
+    wait(driver, "return document.body.dataset.event !== undefined && document.body.dataset.event !== ''",
+         "cyd's first event")  # fmt: skip
+    event = int(current_event(driver))
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    for who in ("ann", "bob"):
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        body = json.dumps({"annotator": who, "event": event, "class": app.classes[0]})
+        conn.request("POST", "/api/label", body=body, headers={"Content-Type": "application/json"})
+        assert conn.getresponse().status == 200
+        conn.close()
+    key = next(k for k, c in app.keymap.items() if k.isdigit() and c == app.classes[1])
+    driver.find_element(By.TAG_NAME, "body").send_keys(key)
+    status = wait(driver, "return document.getElementById('status').textContent", "the refusal")
+    assert f"event {app.keys[event]} already has its 2 labels (by ann, bob)" in status
+    wait(driver, f"return document.body.dataset.event !== '{event}'", "the next event")
+    assert sorted(app.store.labels()) == [(app.keys[event], "ann", app.classes[0]),
+                                          (app.keys[event], "bob", app.classes[0])]  # fmt: skip

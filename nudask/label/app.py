@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from ..dataset import open_dataset
 from ..errors import ConfigError, DataError, OutputError
 from . import agreement
-from .store import LabelStore
+from .store import EventComplete, LabelStore
 
 MAX_ZOOM = 8.0
 EXPORT_META = b"nudask.labels"  # schema metadata key of an exported table: its role and classes
@@ -154,8 +154,13 @@ class Labelling:
         ids = {c: _plain(row[c]) for c in self.identity}
         return {"event": i, "key": self.keys[i], "id": ids, "features": features}
 
-    def save(self, i: int, annotator: str, label: str) -> None:
-        self.store.save(self.keys[i], annotator, label)
+    def save(self, i: int, annotator: str, label: str) -> bool:
+        """Save a label of event ``i`` (True: a new one, False: it replaced the annotator's own);
+        refused with a 409 when the event already has its ``k`` labels from others."""
+        try:
+            return self.store.save(self.keys[i], annotator, label, k=self.k)
+        except EventComplete as err:
+            raise BadRequest(409, str(err)) from None
 
     def settle(self, i: int, annotator: str, label: str) -> None:
         self.store.settle(self.keys[i], annotator, label)

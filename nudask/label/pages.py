@@ -44,7 +44,7 @@ async function call(url, body) {
   const r = await fetch(url, body === undefined ? {} : {method: "POST",
     headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
   const data = await r.json();
-  if (!r.ok) throw new Error(data.error || r.statusText);
+  if (!r.ok) { const err = new Error(data.error || r.statusText); err.status = r.status; throw err; }
   return data;
 }
 function ask() { $("main").hidden = true; $("done").hidden = true; $("ask").hidden = false; $("annotator").focus(); }
@@ -91,8 +91,11 @@ async function label(cls) {
     await call("/api/label", {annotator: annotator(), event: current.event, class: cls});
     $("status").textContent = "";
     await next(current.event);
-  } catch (err) { $("status").textContent = err.message; }
-  finally { busy = false; }
+  } catch (err) {
+    $("status").textContent = err.message;
+    // 409: others completed the event while it was shown; the message stays, the next event comes
+    if (err.status === 409) await next(current.event);
+  } finally { busy = false; }
 }
 document.addEventListener("keydown", (e) => {
   if (!$("ask").hidden || e.ctrlKey || e.metaKey || e.altKey) return;

@@ -8,7 +8,8 @@
 ``GET /api/next``          ``?annotator=NAME[&after=ROW]``: the next event to label
 ``GET /api/event/ROW``     one event's identity and features
 ``GET /image/ROW.png``     its image, ``?zoom=Z`` (0.25-8)
-``POST /api/label``        ``{"annotator", "event", "class"}``: save a label
+``POST /api/label``        ``{"annotator", "event", "class"}``: save a label (409
+                           when the event already has its k labels from others)
 ``POST /api/settle``       ``{"annotator", "event", "class"}``: the final label
 ``GET /api/qa``            the agreement figures as JSON
 ``GET /export.parquet``    the consensus table (as ``nudask label --export``)
@@ -190,8 +191,8 @@ def _labelling(h: Handler) -> tuple[int, str, str]:
 
 def api_label(h: Handler, q: dict[str, str]) -> None:
     i, who, label = _labelling(h)
-    h.server.app.save(i, who, label)
-    h._json({"saved": True, "event": i, "annotator": who, "class": label})
+    new = h.server.app.save(i, who, label)
+    h._json({"saved": True, "updated": not new, "event": i, "annotator": who, "class": label})
 
 
 def api_settle(h: Handler, q: dict[str, str]) -> None:
@@ -224,6 +225,7 @@ PREFIX_ROUTES = {("GET", "/api/event/"): api_event, ("GET", "/image/"): image}
 
 class LabelServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # annotators saving at the same moment: queued, not refused
 
     def __init__(self, app: Labelling, host: str = "127.0.0.1", port: int = 8765, *, verbose: bool = False):
         self.app, self.verbose = app, verbose

@@ -1,10 +1,15 @@
 """The labels of a dataset: an SQLite database beside it (``DATASET/_labels.sqlite``).
 
-WAL mode, one connection per call and every write in one ``BEGIN IMMEDIATE``
-transaction, so annotators saving at the same moment (threads of the server,
-or several servers on one dataset) wait for each other instead of losing a
-label. Events are keyed by the dataset's identity columns (``run/subrun/event``
-by default), so the labels survive a re-preprocessing that reorders rows.
+WAL mode, a busy timeout, one connection per call and every write in one
+``BEGIN IMMEDIATE`` transaction (it takes the database's write lock before it
+reads), so annotators saving at the same moment (threads of the server, or
+several server processes on one database file) wait for each other instead of
+losing a label, and the check "this event has fewer than k labels" and the
+insert that follows it are one step: no event gets past k however many save
+at once. The (event, annotator) primary key makes a second save by one
+annotator an update, never a second row. Events are keyed by the dataset's
+identity columns (``run/subrun/event`` by default), so the labels survive a
+re-preprocessing that reorders rows.
 
 Tables: ``labels(key, annotator, class, at)`` (one label per annotator and
 event: saving again replaces it) and ``settled(key, class, annotator, at)``
@@ -18,6 +23,8 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from ..errors import DataError
 
 DB_NAME = "_labels.sqlite"
 
@@ -37,6 +44,17 @@ CREATE TABLE IF NOT EXISTS settled (
     at REAL NOT NULL
 );
 """
+
+
+class EventComplete(DataError):
+    """A save refused: the event already has its ``k`` labels, none of them by this annotator."""
+
+    def __init__(self, key: str, k: int, annotators: list[str]):
+        super().__init__(
+            f"event {key} already has its {k} label{'s' if k != 1 else ''} "
+            f"(by {', '.join(annotators)}): yours was not saved; go on to the next event"
+        )
+        self.key, self.k, self.annotators = key, k, annotators
 
 
 class LabelStore:
@@ -75,14 +93,30 @@ class LabelStore:
                 raise
             db.execute("COMMIT")
 
-    def save(self, key: str, annotator: str, label: str) -> None:
-        """Record ``annotator``'s label of event ``key`` (replacing theirs, if any)."""
+    def save(self, key: str, annotator: str, label: str, *, k: int | None = None) -> bool:
+        """Record ``annotator``'s label of event ``key``, replacing theirs if any (True when it
+        is a new label, False when it replaced one). With ``k``, a new label of an event that
+        already has ``k`` labels is refused (:class:`EventComplete`), checked and inserted in
+        one transaction."""
         with self._write() as db:
+            mine = db.execute(
+                "SELECT 1 FROM labels WHERE key = ? AND annotator = ?", (key, annotator)
+            ).fetchone()
+            if mine is None and k is not None:
+                others = [
+                    a
+                    for (a,) in db.execute(
+                        "SELECT annotator FROM labels WHERE key = ? ORDER BY rowid", (key,)
+                    )
+                ]
+                if len(others) >= k:
+                    raise EventComplete(key, k, others)
             db.execute(
                 "INSERT INTO labels (key, annotator, class, at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (key, annotator) DO UPDATE SET class = excluded.class, at = excluded.at",
                 (key, annotator, label, time.time()),
             )
+        return mine is None
 
     def settle(self, key: str, annotator: str, label: str) -> None:
         """Record the final label of event ``key``, decided by ``annotator``."""

@@ -3,11 +3,12 @@
 Simulated CONNIE events (``--files`` raw images of ``--events`` particles, ten per
 amplifier by default, their cropped event FITS preprocessed with ``-O mode=events``:
 one dense view per event, each at its own size) feed jobs/train_connie_cnn.yaml's
-input: crop centre 96 x 96, log scaling, flips and quarter turns, batches of 32.
+input (crop centre 64 x 64, log scaling, flips and quarter turns, batches of 32 when
+written; the sizes printed are the job's).
 
 pipeline   the stream alone: ``--workers`` threads making training batches in order (as
            Keras' PyDataset enqueuer does), events/s over ``--epochs`` epochs;
-resnet18   the job's ResNet-18 (width 64) training on batches from the stream
+resnet18   the job's ResNet-18 (its ``model.width``) training on batches from the stream
            (``train_on_batch``, after two warm-up steps): events/s;
 ratio      pipeline / resnet18, target >= 2x; both run side by side in one process.
 
@@ -99,13 +100,14 @@ def main() -> None:
         median = np.median(shapes, 0).tolist()
         print(
             f"CONNIE events: {len(ds)} ({data.rows('train').size} training), image sizes "
-            f"{shapes.min(0).tolist()} .. {shapes.max(0).tolist()} (median {median}); input 96 x 96, "
+            f"{shapes.min(0).tolist()} .. {shapes.max(0).tolist()} (median {median}); input "
+            f"{' x '.join(map(str, cfg.input.crop_size))}, "
             f"batch {cfg.input.batch_size}, keras {keras.__version__}, {os.cpu_count()} cores"
         )
         print("| measure | events/s |")
         print("| --- | --- |")
         print(f"| pipeline ({args.workers} threads, crop centre + log + flips/turns) | {pipe:.0f} |")
-        print(f"| ResNet-18 (width 64) training step | {cnn:.1f} |")
+        print(f"| ResNet-18 (width {cfg.model.width}) training step | {cnn:.1f} |")
         print(f"| ratio pipeline / ResNet-18 (target >= 2x) | {pipe / cnn:.0f}x |")
 
 
