@@ -117,6 +117,12 @@ def _feed(batches: PointSetBatches):
     import keras
 
     class Feed(keras.utils.PyDataset):
+        # Batches are built in Python threads (Keras' enqueuer), not on TensorFlow's
+        # tf.data threads: those have small stacks, and the KD-trees of the geometric
+        # features overflowed them (a segfault in cKDTree's build).
+        def __init__(self):
+            super().__init__(workers=2, use_multiprocessing=False, max_queue_size=4)
+
         def __len__(self):
             return len(batches)
 
