@@ -42,3 +42,24 @@ def test_train_then_solve_with_the_run(tmp_path, capsys):
     assert len(sol) == 8 and all(r.size == 0 or (r.min() >= 0 and r.max() < n) for r, n in zip(sol, n_voxels))
     total, _ = score_files(out, labels)
     assert total.true > 0 and 0.0 <= total.f1 <= 1.0
+
+
+@pytest.mark.slow
+def test_the_network_beats_the_baseline_on_held_out_images(tmp_path):
+    """The claim at test scale: 120 simulated images, 96 trained on for 10 short epochs of
+    1,024-voxel regions (about 90 s on 2 cores). When written: model F1 0.660 (precision
+    0.907, recall 0.518), baseline 0.614 on the 24 held-out images; deterministic (seeded)."""
+    from nudask.michel.model import train_run
+
+    xyze = write_files(str(tmp_path), images=120, seed=21, solution=False)[0]
+    nudask.preprocess(xyze, tmp_path / "ds", events_per_chunk=60, progress=False, client=None)
+    config = tmp_path / "small.yaml"
+    config.write_text(
+        "points: {max_points: 1024, neighbours: [12, 12], dilation: [1, 3], batch_size: 4,"
+        " class_weights: [1.0, 1.0, 3.0, 2.0, 1.0]}\n"
+        "model: {width: 16}\ntrain: {epochs: 10, learning_rate: 0.01, validation: 0.2}\n"
+    )
+    train_run(str(config), str(tmp_path / "ds"), str(tmp_path / "run"))
+    result = json.load(open(tmp_path / "run" / "evaluation.json"))
+    assert result["images"] == 24 and result["model"]["true"] == result["baseline"]["true"] > 0
+    assert result["model"]["f1"] > result["baseline"]["f1"], result
