@@ -130,6 +130,32 @@ def worker_malloc() -> Iterator[None]:
                 os.environ[k] = v
 
 
+def keep_to_worker_threads() -> None:
+    """Keep Keras work in a Dask task to its worker's threads (TensorFlow would take every core).
+
+    Two single-threaded workers on one node then run two trainings (or inferences) on two
+    cores instead of four threads fighting for them. Set once per worker process, before
+    TensorFlow starts its thread pools; a no-op outside a worker or on another backend.
+    """
+    try:
+        from distributed import get_worker
+
+        n = int(get_worker().state.nthreads)
+    except (ImportError, ValueError, AttributeError):
+        return
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
+    except RuntimeError:  # already started in this process (a second task): kept as set
+        pass
+
+
 def current_client() -> Client | None:
     try:
         from distributed import get_client

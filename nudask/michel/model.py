@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ..cluster import keep_to_worker_threads
 from ..errors import ConfigError, NotFoundError
 from ..train.points import PointSet, PointSetBatches, set_inputs
 from . import CLASSES, MICHEL
@@ -225,6 +226,7 @@ class RunPredictor:
     @property
     def model(self):
         if self._model is None:
+            keep_to_worker_threads()  # inside a solve task: one core per worker thread
             self._model = build_model(self.spec, self.width, geometry=self.geometry)
             self._model.load_weights(os.path.join(self.run, "model.weights.h5"))
         return self._model

@@ -47,6 +47,7 @@ from typing import Any
 
 import yaml
 
+from ..cluster import keep_to_worker_threads
 from ..errors import ConfigError
 
 _RANGE = re.compile(r"^\s*(log-uniform|loguniform|uniform|int|log-int)\s+(\S+?)\s*\.\.\s*(\S+)\s*$")
@@ -196,32 +197,6 @@ class _Heartbeat:
         self.thread.join()
 
 
-def _worker_threads() -> None:
-    """Keep a trial to its Dask worker's threads (TensorFlow would take every core of the node).
-
-    Two single-threaded workers on one node then train two trials on two cores
-    instead of four threads fighting for them. Set once per worker process, before
-    TensorFlow starts its thread pools; a no-op outside a worker or on another backend.
-    """
-    try:
-        from distributed import get_worker
-
-        n = int(get_worker().state.nthreads)
-    except (ImportError, ValueError, AttributeError):
-        return
-    import keras
-
-    if keras.backend.backend() != "tensorflow":
-        return
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(n)
-        tf.config.threading.set_inter_op_parallelism_threads(n)
-    except RuntimeError:  # already started in this process (a second trial): kept as set
-        pass
-
-
 def _where() -> str:
     """Where a trial ran: its SLURM job and host, or the host alone."""
     import socket
@@ -240,7 +215,7 @@ def run_trial(values: dict, params: dict, study_dir: str, url: str, study_name: 
     from .config import make_config
     from .fit import train
 
-    _worker_threads()
+    keep_to_worker_threads()
     values = dict(values)
     evaluate = bool(values.pop("_evaluate", False))
     cfg = make_config(
