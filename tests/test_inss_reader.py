@@ -120,12 +120,11 @@ def test_packed_sort_and_its_fallback_give_the_same_order():
     rng = np.random.default_rng(1)
     lengths = np.array([5, 0, 40, 1, 300])
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    xyze = np.zeros((offsets[-1], 4), np.float32)
-    xyze[:, :3] = rng.integers(0, 6, (offsets[-1], 3))  # duplicates: ties broken by row
-    packed = _c_order(xyze, lengths, offsets, 768)
-    fallback = _c_order(xyze, lengths, offsets, 2048)  # a grid too big to pack
+    ijk = rng.integers(0, 6, (offsets[-1], 3))  # duplicates: ties broken by row
+    packed = _c_order(ijk, lengths, offsets, 768)
+    fallback = _c_order(ijk, lengths, offsets, 2048)  # a grid too big to pack
     expect = np.concatenate(
-        [a + np.lexsort((np.arange(b - a), *xyze[a:b, 2::-1].T)) for a, b in zip(offsets, offsets[1:])]
+        [a + np.lexsort((np.arange(b - a), *ijk[a:b, 2::-1].T)) for a, b in zip(offsets, offsets[1:])]
     )
     np.testing.assert_array_equal(packed[0], expect)
     np.testing.assert_array_equal(packed[0], fallback[0])

@@ -190,17 +190,17 @@ class INSSReader(Reader):
         np.cumsum(lengths, out=offsets[1:])
         flat = np.concatenate(list(data)) if n_img else np.zeros(0, np.float32)
         xyze = flat.reshape(-1, 4)
-        ijk = xyze[:, :3]
-        if ijk.size and (ijk.min() < 0 or ijk.max() >= g):
+        ijk = xyze[:, :3].astype(np.int64)
+        if ijk.size and (ijk.view(np.uint64) >= g).any():  # one pass: negatives wrap to huge
             outside = np.flatnonzero(((ijk < 0) | (ijk >= g)).any(axis=1))[0]
             k = int(np.searchsorted(offsets, outside, side="right") - 1)
             raise InputError(path, f"image {start + k} has voxel indices outside 0..{g - 1}", "set -O grid=N")
-        order, row = _c_order(xyze, lengths, offsets, g)
+        order, row = _c_order(ijk, lengths, offsets, g)
         voxels = np.take(xyze, order, axis=0)  # np.take: ~10x faster than xyze[order] on rows
         coords = voxels[:, :3].T.astype(np.uint16)
         energy = np.ascontiguousarray(voxels[:, 3])
-        e64 = xyze[:, 3].astype(np.float64)
-        total = _per_image(e64, offsets)
+        e32 = xyze[:, 3]
+        total = _per_image(e32, offsets, np.float64)
         lab = sorted_lab = None
         n_michel = michel_e = None
         if labels_path is not None:
@@ -219,7 +219,7 @@ class INSSReader(Reader):
             sorted_lab = np.take(lab, order)
             michel = lab == MICHEL
             n_michel = _per_image(michel.astype(np.int64), offsets)
-            michel_e = _per_image(np.where(michel, e64, 0.0), offsets)
+            michel_e = _per_image(np.where(michel, e32, np.float32(0)), offsets, np.float64)
         shape = (g,) * 3
         for k in range(n_img):
             a, b = int(offsets[k]), int(offsets[k + 1])
@@ -247,10 +247,10 @@ ROW_BITS, KEY_BITS = 20, 30  # voxels per image < 2^20; (x * g + y) * g + z < 2^
 
 
 def _c_order(
-    xyze: np.ndarray, lengths: np.ndarray, offsets: np.ndarray, g: int
+    ijk: np.ndarray, lengths: np.ndarray, offsets: np.ndarray, g: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices that put every image's voxels in C (x, y, z) order (images kept in turn), and
-    each one's row in its own image (int32).
+    each one's row in its own image (int32); ``ijk`` (n, 3) int64 voxel indices.
 
     One ``np.sort`` (not ``argsort``: about 1.7x faster) of packed int64 keys
     ``image << 50 | xyz << 20 | row``, built in place with additions (each pass over the
@@ -258,16 +258,13 @@ def _c_order(
     images too big to pack (over 8,192 images, 2^20 voxels or a grid over 1024) take an
     argsort of ``image * g^3 + xyz``.
     """
-    n_img, n = len(lengths), len(xyze)
+    n_img, n = len(lengths), len(ijk)
     start = np.repeat(offsets[:-1], lengths)  # each voxel's image's first voxel
-    c = xyze[:, :3].astype(np.int64)
+    c = ijk
     if n_img <= 1 << (63 - ROW_BITS - KEY_BITS) and g <= 1024 and (lengths.max(initial=0) < 1 << ROW_BITS):
-        key = c[:, 0] * (g * g << ROW_BITS)
-        key += c[:, 1] * (g << ROW_BITS)
-        key += c[:, 2] << ROW_BITS
-        key += np.repeat(np.arange(n_img, dtype=np.int64) << (ROW_BITS + KEY_BITS), lengths)
-        key -= start
-        key += np.arange(n, dtype=np.int64)
+        key = c @ np.array([g * g << ROW_BITS, g << ROW_BITS, 1 << ROW_BITS], np.int64)
+        key += np.repeat((np.arange(n_img, dtype=np.int64) << (ROW_BITS + KEY_BITS)) - offsets[:-1], lengths)
+        key += np.arange(n, dtype=np.int64)  # with the image's first voxel taken off: the row
         key.sort()
         row = key & ((1 << ROW_BITS) - 1)
         return start + row, row.astype(np.int32)  # the sort keeps the images in turn
@@ -276,12 +273,13 @@ def _c_order(
     return order, (order - start).astype(np.int32)
 
 
-def _per_image(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Sums of ``values`` over each image's slice ``offsets[k]:offsets[k + 1]`` (empty ones 0)."""
-    sums = np.zeros(len(offsets) - 1, values.dtype)
+def _per_image(values: np.ndarray, offsets: np.ndarray, dtype=None) -> np.ndarray:
+    """Sums of ``values`` over each image's slice ``offsets[k]:offsets[k + 1]`` (empty ones 0),
+    accumulated in ``dtype`` (default: the values')."""
+    sums = np.zeros(len(offsets) - 1, dtype or values.dtype)
     full = offsets[1:] > offsets[:-1]
     if values.size:
-        sums[full] = np.add.reduceat(values, offsets[:-1][full])
+        sums[full] = np.add.reduceat(values, offsets[:-1][full], dtype=sums.dtype)
     return sums
 
 
