@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test test-fast test-container lint bench bench-train clean
+.PHONY: setup demo test test-long test-fast test-container lint bench bench-train clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,13 +17,16 @@ demo: setup                        ## simulate a sample, preprocess it on a loca
 	$(BIN)/python jobs/demo.py
 
 test: setup                        ## the test suite, slow and SLURM tests included (what CI runs)
-	$(BIN)/python -m pytest -m "not container"
+	$(BIN)/python -m pytest -m "not container and not long"
+
+test-long: setup                   ## the long tests: trainings to a stated accuracy, a killed SLURM study (CI's own step)
+	$(BIN)/python -m pytest -m long
 
 test-container: setup              ## build Singularity.def for real with Apptainer and run its %test (minutes)
 	$(BIN)/python -m pytest -m container
 
 test-fast: setup                   ## the suite without the slow tests
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow and not long"
 
 lint: setup                        ## ruff (lint and format) and mypy, as CI runs them
 	$(BIN)/ruff check .

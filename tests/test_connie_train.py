@@ -28,6 +28,7 @@ def events(tmp_path_factory, client):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_resnet18_separates_the_classes(events, tmp_path):
     from nudask.train import load, train
 

@@ -42,6 +42,7 @@ def test_principal_axis_of_a_drawn_track():
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_direction_regressor_beats_the_principal_axis(tmp_path, client):
     from nudask.train.config import load
     from nudask.train.fit import train

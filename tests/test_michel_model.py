@@ -45,6 +45,7 @@ def test_train_then_solve_with_the_run(tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_the_network_beats_the_baseline_on_held_out_images(tmp_path):
     """The claim at test scale: 120 simulated images, 96 trained on for 10 short epochs of
     1,024-voxel regions (about 90 s on 2 cores). When written: model F1 0.660 (precision

@@ -18,6 +18,7 @@ from nudask.train.fit import train
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.long,
     pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy:DeprecationWarning"),
 ]
 

@@ -226,6 +226,7 @@ def test_nan_loss_stops_with_a_clear_message(mb, tmp_path):
         train(cfg, evaluate=False)
 
 
+@pytest.mark.long
 def test_nova_numu_cc_regression_and_classes(nova, tmp_path):
     base = {"input": {"views": None, "crop": "none", "batch_size": 32, "buffer_events": 64}}
     run = train(quick_config(nova, tmp_path, task={"target": "numu_cc", "balance": "class_weights"}, **base))

@@ -21,7 +21,7 @@ from slurm_fixture import REPO, slurm_session, squeue  # noqa: F401 - the `slurm
 import nudask
 from nudask.simulate.dune_sn import simulate_dune_sn
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.long]
 TRIALS = 4
 JOB_NAME = f"nudask-tunetest-{os.getpid()}"
 
