@@ -123,6 +123,7 @@ def test_main_track_identifier_trains_and_separates(ds, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # the test plays a killed driver
 def test_a_study_runs_trials_as_dask_tasks_and_resumes(ds, tmp_path):
     import optuna
     from distributed import Client, LocalCluster
