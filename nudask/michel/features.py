@@ -17,7 +17,7 @@ cluster it belongs to (short, a few tens of MeV), both beyond the reach of a few
 ``neighbour_reach``       distance to the 16th nearest voxel
 ========================  ==============================================================
 
-Every value but ``linearity`` goes in as ``log1p``. Computing them costs about 40 ms per
+Every value but ``linearity`` goes in as ``log1p``. Computing them costs about 50 ms per
 image of 3,500 voxels (one core), a few times less than the network on CPU.
 """
 
