@@ -18,10 +18,12 @@ otherwise (``microboone.wire_kernel_supported``).
 Buffers live in :class:`EventRender` and are reused event after event
 (grown geometrically, never shrunk); only the returned COO arrays are new.
 
-Compiled code is cached on disk (``cache=True``): next to this module when
-its ``__pycache__`` is writable, else in ``$NUMBA_CACHE_DIR`` or Numba's
-user-wide cache (``~/.cache/numba``), so worker processes load it instead of
-compiling it (about 0.2 s against several seconds).
+Compiled code is cached on disk (``cache=True``), so worker processes load it
+instead of compiling it: in ``$NUMBA_CACHE_DIR`` when set, else next to this
+module when its ``__pycache__`` is writable, else in Numba's user-wide cache
+(``$XDG_CACHE_HOME/numba``, by default ``~/.cache/numba``: inside a read-only
+Apptainer image that is the bound-in home). Where none is writable each
+process compiles for itself.
 """
 
 from __future__ import annotations
@@ -34,6 +36,14 @@ from ..sparse import index_dtype
 from .wire_render import WireRender
 
 
+def _compiled(fn):
+    """``fn`` compiled without the GIL and cached on disk, in memory only if no cache folder is writable."""
+    try:
+        return njit(cache=True, nogil=True)(fn)
+    except RuntimeError:  # numba found no writable cache location: each process compiles
+        return njit(nogil=True)(fn)
+
+
 class DuplicateWireError(ValueError):
     """Two rows of one event carry the same (plane, wire)."""
 
@@ -42,7 +52,7 @@ class DuplicateWireError(ValueError):
         self.plane, self.wire = plane, wire
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def _pairwise_sum(x, lo, n):
     """numpy's pairwise sum of ``x[lo:lo+n]`` (float64), for ``n <= 128``."""
     if n < 8:
@@ -73,7 +83,7 @@ def _pairwise_sum(x, lo, n):
 WINDOW = 64  # ticks screened at once: a fixed trip count, so the OR below is vectorised
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def _block_sum(row, t0, t1, nonzero):
     """float64 sum of the non-zero samples of ``row[t0:t1]`` in ``add.reduceat``'s order, and their count."""
     m = 0
@@ -87,7 +97,7 @@ def _block_sum(row, t0, t1, nonzero):
     return nonzero[0] + _pairwise_sum(nonzero, 1, m - 1), m
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def _scan_window(row, w0, w1, next_bin, factor, threshold, ceiling, bins, values, fill, nonzero):
     """Sum, cut and clip the blocks overlapping ticks ``[w0, w1)`` from ``next_bin`` on."""
     ticks = row.size
@@ -104,7 +114,7 @@ def _scan_window(row, w0, w1, next_bin, factor, threshold, ceiling, bins, values
     return last + 1, fill
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def scan_rows(block, bits, row0, factor, threshold, ceiling, seg_start, seg_count, bins, values, fill):
     """Kept ``(bin, value)`` pairs of each row of ``block`` (rows, ticks), float32.
 
@@ -144,7 +154,7 @@ def scan_rows(block, bits, row0, factor, threshold, ceiling, seg_start, seg_coun
     return n, fill
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def order_rows(plane, wire, plane_first, slot_row, seg_count, nnz):
     """File each row of an event under its (plane, wire) slot; count each plane's entries.
 
@@ -164,7 +174,7 @@ def order_rows(plane, wire, plane_first, slot_row, seg_count, nnz):
     return -1
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def gather_plane(first, nwires, slot_row, seg_start, seg_count, bins, values, out_wire, out_bin, out_value):
     """One plane's COO in (wire, bin) order from the rows filed by :func:`order_rows`."""
     k = 0
