@@ -80,7 +80,7 @@ def _pairwise_sum(x, lo, n):
     return res
 
 
-WINDOW = 64  # ticks screened at once: a fixed trip count, so the OR below is vectorised
+WINDOW = 64  # ticks screened at once (32 words): a fixed trip count, so the OR below is vectorised
 
 
 @_compiled
@@ -115,38 +115,43 @@ def _scan_window(row, w0, w1, next_bin, factor, threshold, ceiling, bins, values
 
 
 @_compiled
-def scan_rows(block, bits, row0, factor, threshold, ceiling, seg_start, seg_count, bins, values, fill):
+def scan_rows(block, words, row0, factor, threshold, ceiling, seg_start, seg_count, bins, values, fill):
     """Kept ``(bin, value)`` pairs of each row of ``block`` (rows, ticks), float32.
 
-    ``bits`` is ``block`` viewed as uint32. Row ``i``'s pairs go to
-    ``bins``/``values`` from ``fill`` on, in bin order; ``seg_start`` and
-    ``seg_count`` at ``row0 + i`` say where. Returns ``(rows done, fill)``:
-    fewer rows than the block's when the buffers might not hold the next one.
+    ``words`` is ``block`` viewed as uint64 (two samples a word) when ``ticks``
+    is even, else any array with no columns (every row is then screened tick
+    by tick). Row ``i``'s pairs go to ``bins``/``values`` from ``fill`` on, in
+    bin order; ``seg_start`` and ``seg_count`` at ``row0 + i`` say where.
+    Returns ``(rows done, fill)``: fewer rows than the block's when the
+    buffers might not hold the next one.
     """
     n, ticks = block.shape
     nbins = (ticks + factor - 1) // factor
     nonzero = np.empty(factor, np.float64)
-    full = ticks // WINDOW
-    sign = np.uint32(0x7FFFFFFF)  # -0.0 counts as zero, as in numpy
+    full = ticks // WINDOW if words.shape[1] > 0 else 0
+    per_window = np.uint64(WINDOW // 2)
+    sign = np.uint64(0x7FFFFFFF7FFFFFFF)  # -0.0 counts as zero, as in numpy
     for i in range(n):
         if fill + nbins > bins.size:
             return i, fill
         seg_start[row0 + i] = fill
-        row, row_bits = block[i], bits[i]
+        row = block[i]
+        row_words = words[i]
         next_bin = 0  # bins before it are done (a block may straddle two windows)
         for w in range(full):
-            seen = np.uint32(0)
-            for t in range(w * WINDOW, (w + 1) * WINDOW):
-                seen |= row_bits[t]
+            seen = np.uint64(0)
+            first = np.uint64(w) * per_window
+            for t in range(per_window):  # unsigned indices: no wraparound code, so it vectorises
+                seen |= row_words[first + t]
             if seen & sign:
                 next_bin, fill = _scan_window(
                     row, w * WINDOW, (w + 1) * WINDOW, next_bin, factor, threshold, ceiling,
                     bins, values, fill, nonzero,
                 )  # fmt: skip
-        seen = np.uint32(0)
+        rest = False
         for t in range(full * WINDOW, ticks):
-            seen |= row_bits[t]
-        if seen & sign:
+            rest |= row[t] != 0
+        if rest:
             next_bin, fill = _scan_window(
                 row, full * WINDOW, ticks, next_bin, factor, threshold, ceiling, bins, values, fill, nonzero
             )
@@ -224,11 +229,12 @@ class EventRender:
 
     def scan(self, block: np.ndarray, row0: int) -> None:
         """Scan ``block`` (rows ``row0 ...`` of the event)."""
-        bits = block.view(np.uint32)
+        even = block.shape[1] % 2 == 0 and block.strides[1] == 4
+        words = block.view(np.uint64) if even else np.zeros((block.shape[0], 0), np.uint64)
         done = 0
         while done < block.shape[0]:
             n, self.fill = scan_rows(
-                block[done:], bits[done:], row0 + done, self.factor, self.threshold, self.ceiling,
+                block[done:], words[done:], row0 + done, self.factor, self.threshold, self.ceiling,
                 self.seg_start, self.seg_count, self.bin_buf, self.value_buf, self.fill,
             )  # fmt: skip
             done += n
