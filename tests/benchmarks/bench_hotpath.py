@@ -2,12 +2,14 @@
 
 Full-geometry events are simulated into a temporary folder (or ``--keep DIR``, reused
 when it already holds them). Every measure runs in a child process (one core, one
-thread), once with glibc's default malloc settings, as a plain ``LocalCluster()``
-worker has them, and once with :data:`nudask.cluster.WORKER_MALLOC`, as nudask's own
-cluster sets them. Repeats are interleaved (measure by measure, setting by setting)
-and the median is reported, per wall-clock and per CPU second (steadier on a shared
-machine; page faults are CPU time too), with minor page faults per event
-(``getrusage(...).ru_minflt``) over the timed pass:
+thread) under three malloc settings: glibc's defaults (a plain process); Dask's worker
+default (``distributed.nanny.pre-spawn-environ``, ``MALLOC_TRIM_THRESHOLD_=65536``),
+which is what the workers of a plain ``LocalCluster()`` get; and
+:data:`nudask.cluster.WORKER_MALLOC`, which nudask's own cluster sets. Repeats are
+interleaved (measure by measure, setting by setting) and the median is reported, per
+wall-clock and per CPU second (steadier on a shared machine; page faults are CPU time
+too), with minor page faults per event (``getrusage(...).ru_minflt``) over the timed
+pass:
 
   floor            every compressed chunk under the events read once
                    (``read_direct_chunk``) and inflated by libdeflate into one reused
@@ -21,7 +23,7 @@ Each child first reads one chunk of events (numba: loads or compiles the kernel)
 times a pass over all events in chunks of ``--chunk-events``. Then the first call of
 the kernel in a fresh process is timed against an empty and a filled Numba cache.
 
-Run from the repository root (about 3 minutes on 2 cores at the defaults)::
+Run from the repository root (about 5 minutes on 2 cores at the defaults)::
 
     .venv/bin/python tests/benchmarks/bench_hotpath.py
     .venv/bin/python tests/benchmarks/bench_hotpath.py --events 40 --keep /tmp/nudask-hot --repeats 5
@@ -178,6 +180,9 @@ def main() -> None:
         print(json.dumps(result))
         return
 
+    import dask
+    import distributed  # noqa: F401  (its defaults, the nanny's pre-spawn environment among them)
+
     from nudask.cluster import WORKER_MALLOC
     from nudask.readers.inflate_into import LIBDEFLATE
 
@@ -187,7 +192,14 @@ def main() -> None:
     d = density(path)
     base = {k: v for k, v in os.environ.items() if k not in WORKER_MALLOC}
     base.update(OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
-    settings = {"default glibc": base, "WORKER_MALLOC": {**base, **WORKER_MALLOC}}
+    # a plain LocalCluster's nanny gives its workers Dask's pre-spawn environment
+    # (MALLOC_TRIM_THRESHOLD_=65536), which also stops glibc adapting its mmap threshold
+    dask_worker = {k: str(v) for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items()}
+    settings = {
+        "glibc default": base,
+        "Dask worker": {**base, **dask_worker},
+        "WORKER_MALLOC": {**base, **WORKER_MALLOC},
+    }
     results: dict[tuple[str, str], list[dict]] = {}
     for _ in range(args.repeats):
         for measure in MEASURES:
@@ -207,7 +219,7 @@ def main() -> None:
     # one floor for both settings (it allocates nothing, so they differ by noise only)
     floor = {k: statistics.median(r[k] for s in settings for r in results[("floor", s)]) for k in RATES}
     print(
-        f"{'measure':<15}{'setting':<16}{'events/s':>10}{'/ floor':>9}{'events/CPU-s':>14}{'/ floor':>9}"
+        f"{'measure':<15}{'setting':<15}{'events/s':>10}{'/ floor':>9}{'events/CPU-s':>14}{'/ floor':>9}"
         f"{'faults/event':>14}"
     )
     for measure in MEASURES:
@@ -215,12 +227,12 @@ def main() -> None:
             rate, cpu = (median(measure, setting, k) for k in RATES)
             faults = median(measure, setting, "faults_per_event")
             print(
-                f"{measure:<15}{setting:<16}{rate:>10.2f}{rate / floor[RATES[0]]:>9.2f}"
+                f"{measure:<15}{setting:<15}{rate:>10.2f}{rate / floor[RATES[0]]:>9.2f}"
                 f"{cpu:>14.2f}{cpu / floor[RATES[1]]:>9.2f}{faults:>14.0f}"
             )
     for measure in ("numpy", "numba", "run_chunk"):
-        ratios = [median(measure, "default glibc", k) / median(measure, "WORKER_MALLOC", k) for k in RATES]
-        print(f"{measure}: default glibc / WORKER_MALLOC = {ratios[0]:.2f} (wall), {ratios[1]:.2f} (CPU)")
+        ratios = [median(measure, "Dask worker", k) / median(measure, "WORKER_MALLOC", k) for k in RATES]
+        print(f"{measure}: Dask worker / WORKER_MALLOC = {ratios[0]:.2f} (wall), {ratios[1]:.2f} (CPU)")
 
     with tempfile.TemporaryDirectory() as cache:
         env = {**base, "NUMBA_CACHE_DIR": cache}
