@@ -21,11 +21,15 @@ import keras  # noqa: E402
 
 from nudask.train.fit import resume, train  # noqa: E402
 from nudask.train.run import read_trace  # noqa: E402
+from nudask.train.stream import BatchSource  # noqa: E402
 
-# batches of 8: 7 steps an epoch on the quick dataset's training split
+BATCH = BatchSource.batch
+
+# batches of 8: 7 an epoch on the quick dataset's training split, capped at 6
+STEPS = 6
 SETTINGS = {
     "input": {"batch_size": 8},
-    "train": {"epochs": 2, "trace_batches": True},
+    "train": {"epochs": 2, "steps_per_epoch": STEPS, "trace_batches": True},
     "report": {"event_displays": 0},
 }
 
@@ -38,11 +42,22 @@ def mb(tmp_path_factory):
 @pytest.fixture(scope="module")
 def uninterrupted(mb, tmp_path_factory):
     """The steps (epoch, step, rows) of the run nobody stopped."""
-    run = train(quick_config(mb, tmp_path_factory.mktemp("whole"), **SETTINGS), evaluate=False)
+    made = []
+
+    def batch(src, i, **kw):
+        if src.shuffle:
+            made.append((src.epoch, i, tuple(src.batch_rows(i).tolist())))
+        return BATCH(src, i, **kw)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(BatchSource, "batch", batch)
+        run = train(quick_config(mb, tmp_path_factory.mktemp("whole"), **SETTINGS), evaluate=False)
     trace = read_trace(run)
-    steps = len(trace) // 2
-    assert [(t["epoch"], t["step"]) for t in trace] == [(e, s) for e in (0, 1) for s in range(steps)]
-    assert steps >= 5 and trace[0]["rows"] != trace[steps]["rows"]
+    assert [(t["epoch"], t["step"]) for t in trace] == [(e, s) for e in (0, 1) for s in range(STEPS)]
+    assert trace[0]["rows"] != trace[STEPS]["rows"]
+    # the batches made are the ones traced (Keras makes the first one twice, to see its shapes):
+    # each capped epoch from its own first batch
+    assert sorted(set(made)) == [(t["epoch"], t["step"], tuple(t["rows"])) for t in trace]
     return trace
 
 
@@ -52,11 +67,12 @@ def position(trace, epoch, step):
 
 @pytest.mark.slow
 def test_a_run_killed_mid_epoch_resumes_with_exactly_the_unseen_batches(mb, tmp_path, uninterrupted):
-    """SIGKILL a training process after a checkpoint within its first epoch, then resume it."""
+    """SIGKILL a training process after a checkpoint within an epoch, then resume it."""
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
     sets = [
         "input.batch_size=8",
         "train.epochs=2",
+        f"train.steps_per_epoch={STEPS}",
         "train.checkpoint_every_steps=1",
         "train.trace_batches=true",
     ]
@@ -70,27 +86,28 @@ def test_a_run_killed_mid_epoch_resumes_with_exactly_the_unseen_batches(mb, tmp_
         while time.time() < deadline:
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
             found = list(tmp_path.glob("quick/*/checkpoints/state.json"))
-            if found and json.loads(found[0].read_text()).get("step", 0) >= 2:
+            if found and json.loads(found[0].read_text()).get("step", 0) > 0:
                 os.kill(proc.pid, signal.SIGSTOP)  # frozen: the state read now is the last one
                 state = json.loads(found[0].read_text())
-                if state["epoch"] == 0 and state["step"] > 0:
+                if state["step"] > 0:
                     break
                 os.kill(proc.pid, signal.SIGCONT)  # went on to the epoch's end meanwhile
             time.sleep(0.05)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
-    assert state is not None and state["epoch"] == 0 and 0 < state["step"] < len(uninterrupted) // 2
+    assert state is not None and 0 < state["step"] < STEPS  # killed mid-epoch, after a checkpoint
+    epoch, step = state["epoch"], state["step"]
     (run,) = tmp_path.glob("quick/*")
-    name = f"epoch_0001_step_{state['step']:06d}.keras"
+    name = f"epoch_{epoch + 1:04d}_step_{step:06d}.keras"
     assert state["checkpoint"] == name and sorted(p.name for p in (run / "checkpoints").iterdir()) == [
         name,
         "state.json",
     ]
     saved = keras.models.load_model(run / "checkpoints" / name)
-    assert int(saved.optimizer.iterations.numpy()) == state["step"]  # the optimizer's state of that step
+    assert int(saved.optimizer.iterations.numpy()) == epoch * STEPS + step  # the optimizer of that step
     killed = read_trace(run)
-    cut = position(uninterrupted, 0, state["step"])
+    cut = position(uninterrupted, epoch, step)
     assert killed == uninterrupted[: len(killed)] and len(killed) >= cut  # the same order until killed
 
     resume(run, evaluate=False)
