@@ -263,6 +263,7 @@ class BatchSource:
         self._plans: OrderedDict[int, Plan] = OrderedDict()  # epochs asked for besides the current one
         self.dropped = 0
         self.epoch = -1
+        self._current: tuple[int, Plan | None] = (-1, None)  # (epoch, plan), replaced as one
         self.set_epoch(0)
 
     def __getstate__(self):  # worker processes build their own cache and buffers
@@ -288,13 +289,15 @@ class BatchSource:
         """Plan ``epoch`` (the same plan for the same seed and epoch, in any process)."""
         if epoch == self.epoch:
             return
-        self.plan = self.plan_of(epoch)
-        self.epoch = epoch
+        plan = self.plan_of(epoch)
+        self._current = (epoch, plan)  # a batch made meanwhile reads an epoch and its plan together
+        self.plan, self.epoch = plan, epoch
 
     def plan_of(self, epoch: int) -> Plan:
         """The plan of ``epoch``: the current one, or made and kept with the last few asked for."""
-        if epoch == self.epoch:
-            return self.plan
+        current, plan = self._current
+        if epoch == current and plan is not None:
+            return plan
         with self._lock:
             plan = self._plans.get(epoch)
         if plan is None:
@@ -344,8 +347,11 @@ class BatchSource:
         ``prefetch`` ahead; a consumer that skips batches (a batch worker) or asks
         from several threads at random passes its own (a counter, a thread id).
         """
-        epoch = self.epoch if epoch is None else epoch
-        plan = self.plan_of(epoch)
+        if epoch is None:
+            epoch, plan = self._current
+        else:
+            plan = self.plan_of(epoch)
+        assert plan is not None  # planned on construction
         if not 0 <= i < n_batches(plan.order.size, self.batch_size, self.drop_remainder):
             raise IndexError(f"batch {i} out of range ({len(self)} batches)")
         slot = i % self.ring if slot is None else slot
