@@ -34,11 +34,12 @@ how values are stored (``values``) and the nudask version.
 Every COO view is written as runs (``coo_layout: runs``): measured on every
 simulated format (BENCHMARKS.md), runs are smaller than one coordinate per
 entry and axis, about 3x for full-size wire images and 13 % for 3-D voxels,
-and an image of isolated points pays only a length column of ones. Versions 1 and 2 stored one coordinate per entry and axis (``{view}_{axis}``
-aligned with the values, ``coo_layout: pairs``, no length column); version 1
-(COO only, one ``value`` channel) has the same columns for the views it could
-hold. :func:`views_of` reads all three; :func:`nudask.sparse.from_runs` turns
-runs back into every entry's coordinates.
+and an image of isolated points pays only a length column of ones. Versions
+1 and 2 stored one coordinate per entry and axis (``{view}_{axis}`` aligned
+with the values, ``coo_layout: pairs``, no length column); version 1 (COO
+only, one ``value`` channel) has the same columns for the views it could
+hold. :func:`views_of` reads all three; :func:`nudask.sparse.from_runs`
+turns runs back into every entry's coordinates.
 
 ``values="float16"`` stores every floating value channel (but 8-bit codes)
 as IEEE half floats, rounded to nearest: a relative error of at most
