@@ -202,7 +202,11 @@ class PointSetBatches:
         offsets, arrays = chunks[c]
         r = local - bounds[c]
         a, b = offsets[r], offsets[r + 1]
-        return {name: arr[a:b] for name, arr in zip(self.names, arrays)}
+        # float16 channels (values="float16") are computed on in float32
+        return {
+            name: arr[a:b].astype(np.float32) if arr.dtype == np.float16 else arr[a:b]
+            for name, arr in zip(self.names, arrays)
+        }
 
     def batch(self, i: int):
         spec, b = self.spec, self.spec.batch_size
