@@ -280,3 +280,29 @@ def test_eight_bit_codes_are_dictionary_encoded(source, events, tmp_path):
         md.row_group(0).column(c).path_in_schema: md.row_group(0).column(c) for c in range(md.num_columns)
     }
     assert "RLE_DICTIONARY" in cols["y_value.list.element"].encodings
+
+
+def test_runs_that_do_not_cover_the_values_are_a_damaged_part(exact, tmp_path):
+    import json
+
+    from nudask.errors import DatasetError
+    from nudask.train.stream import Layout, Window
+
+    copy = Path(shutil.copytree(exact.path, tmp_path / "bad.parquet"))
+    part = copy / exact.manifest.files[0].name
+    table = pq.read_table(part)
+    lengths = table["y_time_length"].to_pylist()
+    lengths[0][0] += 1  # one entry more than the values hold
+    column = pa.array(lengths, table.schema.field("y_time_length").type)
+    table = table.set_column(table.schema.get_field_index("y_time_length"), "y_time_length", column)
+    pq.write_table(table, part, row_group_size=2)
+    manifest = json.loads((copy / "_manifest.json").read_text())
+    manifest["files"][0].update(bytes=part.stat().st_size, footer_sha256=None)
+    (copy / "_manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DatasetError, match=r"damaged.*view 'y'"):
+        nudask.open_dataset(copy).coo(0)
+    layout = Layout.of([str(part)])
+    with pytest.raises(DatasetError, match="runs of view 'y' do not match its values"):
+        Window(
+            layout, np.arange(len(layout.rg_rows)), {"y": ["y_wire", "y_time", "y_time_length", "y_value"]}
+        )
