@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import nudask
-from nudask.dataset.write import events_to_table, write_parquet
+from nudask.dataset.write import batch_to_table, events_to_table, write_parquet
 from nudask.errors import InputError
 from nudask.events import Coo, Event, EventBatch, EventId, ViewSpec
 from nudask.readers import get_reader
@@ -261,8 +261,6 @@ def test_float16_refuses_values_beyond_its_range():
     ):
         events_to_table([event], "in.h5", schema)
     with pytest.raises(InputError, match="beyond float16"):
-        from nudask.dataset.write import batch_to_table
-
         batch_to_table(EventBatch.from_events([event]), "in.h5", schema)
     fine = Coo((4, 4), image.index, np.array([1.0, 6e4], np.float32))
     table = events_to_table([Event(EventId(1, 0, 1), 0, {}, {"grid": fine})], "in.h5", schema)
@@ -306,3 +304,22 @@ def test_runs_that_do_not_cover_the_values_are_a_damaged_part(exact, tmp_path):
         Window(
             layout, np.arange(len(layout.rg_rows)), {"y": ["y_wire", "y_time", "y_time_length", "y_value"]}
         )
+
+
+def test_float16_applies_to_floating_channels_of_dense_views_and_leaves_integers():
+    frame = ViewSpec("frame", ("row", "col"), (2, 3), "float64", kind="dense")
+    grid = ViewSpec("grid", ("row", "col"), (4, 4), channels=(("energy", "float32"), ("label", "int32")))
+    schema = build_schema({"frame": frame, "grid": grid}, {}, values="float16")
+    assert schema.field("frame_value").type.value_type == pa.float16()
+    assert schema.field("grid_energy").type.value_type == pa.float16()
+    assert schema.field("grid_label").type.value_type == pa.int32()
+    pixels = np.array([[0.1, 0.0, 1234.5], [7.0, 0.0, 0.0]])
+    labels = np.array([70000, 2], np.int32)  # integers are kept whatever their size
+    coo = Coo.of((4, 4), (np.array([1, 1], np.uint8), np.array([0, 1], np.uint8)),
+                 energy=np.array([3.3, 4.4], np.float32), label=labels)  # fmt: skip
+    event = Event(EventId(1, 0, 1), 0, {}, {"frame": pixels, "grid": coo})
+    for table in (events_to_table([event], "in.h5", schema),
+                  batch_to_table(EventBatch.from_events([event]), "in.h5", schema)):  # fmt: skip
+        assert table["frame_value"][0].as_py() == pixels.astype(np.float16).ravel().tolist()
+        assert table["grid_label"][0].as_py() == [70000, 2]
+        assert table["grid_col_length"][0].as_py() == [2]  # (1, 0) and (1, 1): one run
