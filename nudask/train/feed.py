@@ -9,6 +9,7 @@ the epoch's batches; the same epoch number always gives the same order.
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from .stream import BatchSource
 
@@ -23,26 +24,36 @@ class KerasStream(keras.utils.PyDataset):
         workers: int = 2,
         use_multiprocessing: bool = False,
         max_queue_size: int = 4,
+        copies: bool = False,
     ):
         super().__init__(
             workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
         )
         self.source = source
+        self.copies = copies
 
     def __len__(self) -> int:
         return len(self.source)
 
     def __getitem__(self, index: int):
-        return self.source.batch(index)
+        batch = self.source.batch(index)
+        if not self.copies:
+            return batch
+        # a distributed input pipeline (several replicas) holds more batches than the ring of
+        # reused buffers: its tensors may alias them, so it gets arrays of its own
+        x, *rest = batch
+        return ({k: np.array(v) for k, v in x.items()}, *rest)
 
 
-def stream(source: BatchSource, cfg_input) -> KerasStream:
-    """A :class:`KerasStream` with the parallelism of the ``input`` config section."""
+def stream(source: BatchSource, cfg_input, *, copies: bool = False) -> KerasStream:
+    """A :class:`KerasStream` with the parallelism of the ``input`` config section;
+    ``copies``: batches in arrays of their own (several replicas)."""
     return KerasStream(
         source,
         workers=cfg_input.workers,
         use_multiprocessing=cfg_input.use_multiprocessing,
         max_queue_size=cfg_input.max_queue_size,
+        copies=copies,
     )
 
 

@@ -10,9 +10,13 @@ and the epoch number), the history extended, not repeated.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import importlib.util
 import json
-from collections.abc import Sequence
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import keras
@@ -21,6 +25,7 @@ import numpy as np
 from ..errors import ConfigError, DataError, TrainingError
 from .config import Config, make_config
 from .data import Data, load_data
+from .distribute import Placement, place, scaled_learning_rate
 from .feed import EpochSync, stream
 from .models import build_model, compile_model
 from .run import (
@@ -71,20 +76,41 @@ class StopOnNaN(keras.callbacks.Callback):
         self._check(logs, "epoch end")
 
 
+def _full_batches(source, split: str, placement: Placement) -> int:
+    """Global batches of ``split`` an epoch; on several replicas only full ones (each replica
+    takes an equal part of every batch: a partial last one is left out)."""
+    n = source.n_events // source.batch_size
+    if n == 0:
+        raise DataError(
+            f"the {split} split holds {source.n_events} events, fewer than one global batch of "
+            f"{source.batch_size} (input.batch_size x {placement.replicas} replicas): lower input.batch_size"
+        )
+    return n
+
+
 def _fit(
     model,
     data: Data,
     cfg: Config,
     run: Path,
+    placement: Placement,
     *,
     initial_epoch: int,
     history: list,
     state: dict | None,
     extra: Sequence[keras.callbacks.Callback] = (),
 ):
-    train_stream = stream(data.source("train"), cfg.input)
+    batch = placement.global_batch(cfg.input.batch_size)
+    copies = placement.replicas > 1
+    train_stream = stream(data.source("train", batch_size=batch), cfg.input, copies=copies)
     has_val = cfg.split.validation > 0
-    val_stream = stream(data.source("validation"), cfg.input) if has_val else None
+    val_stream = (
+        stream(data.source("validation", batch_size=batch), cfg.input, copies=copies) if has_val else None
+    )
+    steps, val_steps = cfg.train.steps_per_epoch, None
+    if placement.replicas > 1:
+        steps = min(steps or len(train_stream), _full_batches(train_stream.source, "train", placement))
+        val_steps = _full_batches(val_stream.source, "validation", placement) if val_stream else None
     monitor = cfg.train.monitor or ("val_loss" if has_val else "loss")
     checkpointer = Checkpointer(run, monitor, cfg.train.epochs, history, state)
     callbacks: list[keras.callbacks.Callback] = [EpochSync(train_stream), StopOnNaN(run), checkpointer]
@@ -98,24 +124,60 @@ def _fit(
             )
         )
     if cfg.train.decay_rate is not None:
-        lr0, rate = cfg.train.learning_rate, cfg.train.decay_rate
+        lr0 = scaled_learning_rate(
+            cfg.train.learning_rate, placement.replicas, cfg.train.learning_rate_scaling
+        )
+        rate = cfg.train.decay_rate
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr0 * rate**epoch))
     if cfg.train.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run / "logs")))
     callbacks += list(extra)
     keras.utils.set_random_seed(cfg.train.seed + initial_epoch)
-    model.fit(
-        train_stream,
-        validation_data=val_stream,
-        epochs=cfg.train.epochs,
-        initial_epoch=initial_epoch,
-        steps_per_epoch=cfg.train.steps_per_epoch,
-        callbacks=callbacks,
-        verbose=cfg.train.verbose,
-    )
+    try:
+        model.fit(
+            train_stream,
+            validation_data=val_stream,
+            epochs=cfg.train.epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=steps,
+            validation_steps=val_steps,
+            callbacks=callbacks,
+            verbose=cfg.train.verbose if placement.chief else 0,
+        )
+    except Exception as err:
+        if placement.workers > 1 and _collective_failure(err):
+            raise placement.failure(err) from None
+        raise
     save_model(model, run / "model_last.keras")
     if train_stream.source.dropped or (val_stream and val_stream.source.dropped):
         print(f"nudask.train: {train_stream.source.dropped} pixels beyond input.device_capacity were dropped")
+
+
+def _collective_failure(err: BaseException) -> bool:
+    """A TensorFlow error of a collective whose peer is gone (dead, hanging, unreachable)."""
+    import tensorflow as tf
+
+    e = tf.errors
+    return isinstance(err, (e.UnavailableError, e.DeadlineExceededError, e.CancelledError, e.AbortedError))
+
+
+@contextlib.contextmanager
+def _scratch(placement: Placement) -> Iterator[Path]:
+    """A worker's throw-away run folder: only the chief writes the real one."""
+    path = Path(tempfile.mkdtemp(prefix=f"nudask-train-rank{placement.rank}-"))
+    (path / "checkpoints").mkdir()
+    (path / "plots").mkdir()
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _compiled(model, data: Data, cfg: Config, placement: Placement):
+    lr = scaled_learning_rate(cfg.train.learning_rate, placement.replicas, cfg.train.learning_rate_scaling)
+    return compile_model(
+        model, data.task, dataclasses.replace(cfg.train, learning_rate=lr), axial=cfg.task.axial
+    )
 
 
 def _check_tools(cfg: Config) -> None:
@@ -145,25 +207,33 @@ def train(
     if cfg.model.name in FEATURE_MODELS:  # scikit-learn / XGBoost on metadata columns
         return train_features(cfg, config_path=config_path, argv=argv, evaluate=evaluate)
     _check_tools(cfg)
+    placement = place(cfg.train)  # before the backend starts: its devices, the other workers
     if cfg.train.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     data = load_data(cfg)
-    run = new_run_dir(cfg, config_path)
-    cfg.data = data.path
-    write_provenance(run, cfg, argv or ["nudask.train.train"], data.record())
-    keras.utils.set_random_seed(cfg.train.seed)
-    model = build_model(
-        cfg.model, data.task, data.preps, densify=cfg.input.densify, capacity=cfg.input.device_capacity
-    )
-    compile_model(model, data.task, cfg.train, axial=cfg.task.axial)
-    if cfg.report.samples > 0:
-        from .report import write_samples
+    with contextlib.ExitStack() as stack:
+        run = new_run_dir(cfg, config_path) if placement.chief else stack.enter_context(_scratch(placement))
+        cfg.data = data.path
+        write_provenance(run, cfg, argv or ["nudask.train.train"], data.record(), placement.record())
+        keras.utils.set_random_seed(cfg.train.seed)
+        with placement.scope():
+            model = build_model(
+                cfg.model,
+                data.task,
+                data.preps,
+                densify=cfg.input.densify,
+                capacity=cfg.input.device_capacity,
+            )
+            _compiled(model, data, cfg, placement)
+        if cfg.report.samples > 0 and placement.chief:
+            from .report import write_samples
 
-        write_samples(run, data, cfg.report.samples)
-    if cfg.train.verbose:
-        print(f"nudask.train: run folder {run}\nnudask.train: {json.dumps(data.summary())}", flush=True)
-    _fit(model, data, cfg, run, initial_epoch=0, history=[], state=None, extra=callbacks)
-    return _finish(run, data, evaluate, cfg.train.verbose)
+            write_samples(run, data, cfg.report.samples)
+        if cfg.train.verbose and placement.chief:
+            print(f"nudask.train: run folder {run}\nnudask.train: {json.dumps(data.summary())}", flush=True)
+            _say_placement(placement)
+        _fit(model, data, cfg, run, placement, initial_epoch=0, history=[], state=None, extra=callbacks)
+        return _finish(run, data, evaluate and placement.chief, cfg.train.verbose)
 
 
 def resume(
@@ -186,6 +256,7 @@ def resume(
         )
     cfg = make_config(load_file(run / "config.yaml"), overrides)
     _check_tools(cfg)
+    placement = place(cfg.train)
     state = load_state(run)
     data = load_data(cfg)
     recorded = json.loads((run / "dataset.json").read_text())["manifest_sha256"]
@@ -194,24 +265,55 @@ def resume(
             f"dataset '{data.path}' changed since the run started (manifest checksum "
             f"{data.checksum[:12]} != {recorded[:12]}): start a new run"
         )
-    write_provenance(run, cfg, argv or ["nudask.train.resume", str(run)], data.record())
+    _check_replicas(run, placement)
     done = int(state["epoch"])
     if done >= cfg.train.epochs:
-        print(f"nudask.train: {run} finished all {cfg.train.epochs} epochs; nothing to train")
-        return _finish(run, data, evaluate and not (run / "metrics.json").exists(), cfg.train.verbose)
+        if placement.chief:
+            write_provenance(
+                run, cfg, argv or ["nudask.train.resume", str(run)], data.record(), placement.record()
+            )
+            print(f"nudask.train: {run} finished all {cfg.train.epochs} epochs; nothing to train")
+        evaluate = evaluate and placement.chief and not (run / "metrics.json").exists()
+        return _finish(run, data, evaluate, cfg.train.verbose)
     from . import models  # noqa: F401  (custom layers)
 
-    model = keras.models.load_model(run / "checkpoints" / state["checkpoint"])
-    if cfg.train.verbose:
-        print(f"nudask.train: resuming {run} after epoch {done} of {cfg.train.epochs}", flush=True)
-    _fit(
-        model,
-        data,
-        cfg,
-        run,
-        initial_epoch=done,
-        history=load_history(run, done),
-        state=state,
-        extra=callbacks,
-    )
-    return _finish(run, data, evaluate, cfg.train.verbose)
+    with contextlib.ExitStack() as stack:
+        out = run if placement.chief else stack.enter_context(_scratch(placement))
+        argv = argv or ["nudask.train.resume", str(run)]
+        write_provenance(out, cfg, argv, data.record(), placement.record())
+        with placement.scope():
+            model = keras.models.load_model(run / "checkpoints" / state["checkpoint"])
+        if cfg.train.verbose and placement.chief:
+            print(f"nudask.train: resuming {run} after epoch {done} of {cfg.train.epochs}", flush=True)
+            _say_placement(placement)
+        _fit(
+            model,
+            data,
+            cfg,
+            out,
+            placement,
+            initial_epoch=done,
+            history=load_history(run, done),
+            state=state,
+            extra=callbacks,
+        )
+        return _finish(run, data, evaluate and placement.chief, cfg.train.verbose)
+
+
+def _say_placement(placement: Placement) -> None:
+    if placement.replicas > 1:
+        print(
+            f"nudask.train: {placement.replicas} replicas: {placement.workers} worker(s) x "
+            f"{len(placement.devices)} device(s) ({', '.join(placement.devices)})",
+            flush=True,
+        )
+
+
+def _check_replicas(run: Path, placement: Placement) -> None:
+    """A run resumes on as many replicas as it started on: they set its global batch and rate."""
+    recorded = json.loads((run / "environment.json").read_text()).get("placement", {}).get("replicas", 1)
+    if recorded != placement.replicas:
+        raise ConfigError(
+            f"run '{run}' trained on {recorded} replicas, this process has {placement.replicas}: "
+            "resume with the same train.devices and the same number of workers (srun tasks)"
+        )

@@ -1,0 +1,211 @@
+"""Where a training runs: the devices of this process (``train.devices``), the workers of a
+multi-node job (``train.cluster``), who is chief, and the learning rate on all of them.
+
+Data parallel throughout: every replica (a device of a worker) holds the whole model and
+trains on its part of each global batch of ``input.batch_size`` x replicas events; the
+gradients are averaged across replicas every step.
+
+- TensorFlow: ``tf.distribute.MirroredStrategy`` over the devices of one process, or
+  ``MultiWorkerMirroredStrategy`` over the tasks of an ``srun`` step (its SLURM cluster
+  resolver; worker ports from the job id, :func:`port_base`).
+- JAX: ``keras.distribution.DataParallel`` over the devices of one process.
+
+:func:`place` must run before the backend starts its runtime (logical CPU devices, the
+multi-worker server): :mod:`~nudask.train.fit` calls it first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+
+from ..errors import ConfigError, TrainingError
+
+PORT_ENV = "NUDASK_TRAIN_PORT"
+
+
+@dataclass
+class Placement:
+    """The replicas of a training: this worker's devices, its rank among ``workers``."""
+
+    backend: str
+    devices: list[str]
+    rank: int = 0
+    workers: int = 1
+    strategy: Any = None  # a tf.distribute strategy, None for the backend's default
+    hosts: list[str] = field(default_factory=list)
+
+    @property
+    def replicas(self) -> int:
+        return len(self.devices) * self.workers
+
+    @property
+    def chief(self) -> bool:
+        """Rank 0 writes the run folder and checkpoints; the others only train."""
+        return self.rank == 0
+
+    def scope(self):
+        """The context the model is built, compiled and loaded in."""
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+    def global_batch(self, batch_size: int) -> int:
+        return batch_size * self.replicas
+
+    def record(self) -> dict:
+        """What environment.json keeps of the placement."""
+        return {
+            "backend": self.backend,
+            "strategy": type(self.strategy).__name__ if self.strategy is not None else None,
+            "devices": self.devices,
+            "replicas": self.replicas,
+            "workers": self.workers,
+            "rank": self.rank,
+            "hosts": self.hosts,
+        }
+
+    def failure(self, err: BaseException) -> TrainingError:
+        """A collective that failed (a worker died or hangs) as a one-line error naming the ranks."""
+        peer = re.search(r"/job:worker/replica:\d+/task:(\d+)", str(err))
+        who = f"worker rank {peer.group(1)}" if peer else "another worker"
+        return TrainingError(
+            f"worker rank {self.rank} of {self.workers}: {who} stopped answering "
+            f"({type(err).__name__}); the job fails rather than wait for the walltime: check that "
+            f"rank's log (srun names a task that died), then --resume the run"
+        )
+
+
+def scaled_learning_rate(learning_rate: float, replicas: int, rule: str) -> float:
+    """``train.learning_rate`` on ``replicas`` replicas by ``train.learning_rate_scaling``.
+
+    >>> scaled_learning_rate(1e-3, 4, "linear"), scaled_learning_rate(1e-3, 4, "sqrt")
+    (0.004, 0.002)
+    >>> scaled_learning_rate(1e-3, 4, "none")
+    0.001
+    """
+    factor = {"linear": replicas, "sqrt": math.sqrt(replicas), "none": 1}[rule]
+    return learning_rate * factor
+
+
+def _count(devices: str, available: int, what: str) -> int:
+    if devices == "all":
+        return available
+    n = int(devices)
+    if n > available:
+        raise ConfigError(f"train.devices: {n}, but this host has {available} {what}: ask for at most that")
+    return n
+
+
+def port_base(job_id: str | None) -> int:
+    """The first port of this job's workers (one per task of a node, counting up): from
+    ``NUDASK_TRAIN_PORT``, else 20000 + 16 x (job id mod 2000), so two jobs sharing a node
+    rarely meet.
+
+    >>> port_base("123")
+    21968
+    """
+    if os.environ.get(PORT_ENV):
+        return int(os.environ[PORT_ENV])
+    return 20000 + 16 * (int(job_id or 0) % 2000)
+
+
+def _tf_local(devices: str) -> tuple[list[str], Any]:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        n = _count(devices, len(gpus), "GPUs")
+        with contextlib.suppress(RuntimeError):  # already set by an earlier run in this process
+            tf.config.set_visible_devices(gpus[:n], "GPU")
+        names = [d.name for d in tf.config.list_logical_devices("GPU")][:n]
+    else:
+        n = 1 if devices == "all" else int(devices)
+        if n > 1:  # logical CPU devices: data parallel on one CPU (tests, measurements)
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            try:
+                tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+            except RuntimeError:
+                pass  # the runtime started already: use the devices it has, if enough
+        names = [d.name for d in tf.config.list_logical_devices("CPU")][:n]
+        if len(names) < n:
+            raise ConfigError(
+                f"train.devices: {n} logical CPU devices are asked for after TensorFlow started with "
+                f"{len(names)}: run the training in a fresh process (python -m nudask.train)"
+            )
+    strategy = tf.distribute.MirroredStrategy(names) if len(names) > 1 else None
+    return names, strategy
+
+
+def _tf_workers(devices: str, timeout: float) -> Placement:
+    import tensorflow as tf
+
+    if "SLURM_PROCID" not in os.environ or "SLURM_STEP_NODELIST" not in os.environ:
+        raise ConfigError(
+            "train.cluster: slurm runs one worker per task of an srun step (SLURM_PROCID is not set): "
+            "start it with srun, e.g. sbatch deploy/sbatch/train-multinode.sbatch"
+        )
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus and devices not in ("1", "all"):
+        raise ConfigError(
+            f"train.devices: {devices} with train.cluster: slurm: a worker on a CPU-only node has one device"
+        )
+    if gpus:
+        n = _count(devices, len(gpus), "GPUs")
+        tf.config.set_visible_devices(gpus[:n], "GPU")
+    resolver = tf.distribute.cluster_resolver.SlurmClusterResolver(
+        port_base=port_base(os.environ.get("SLURM_JOB_ID")), auto_set_gpu=False
+    )
+    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout)
+    strategy = tf.distribute.MultiWorkerMirroredStrategy(
+        cluster_resolver=resolver, communication_options=options
+    )
+    workers = resolver.cluster_spec().as_dict()["worker"]
+    local = strategy.extended.worker_devices
+    return Placement(
+        "tensorflow",
+        [str(d) for d in local],
+        rank=int(resolver.task_id),
+        workers=len(workers),
+        strategy=strategy,
+        hosts=list(workers),
+    )
+
+
+def _jax_local(devices: str) -> tuple[list[str], Any]:
+    import jax
+
+    if devices not in ("1", "all"):
+        with contextlib.suppress(RuntimeError):  # only before JAX starts; only the CPU platform
+            jax.config.update("jax_num_cpu_devices", int(devices))
+    found = jax.devices()
+    n = _count(devices, len(found), f"{found[0].platform.upper()} devices")
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=found[:n]) if n > 1 else None)
+    return [str(d) for d in found[:n]], None
+
+
+def place(train) -> Placement:
+    """This process's place in the training of config section ``train``."""
+    backend = keras.backend.backend()
+    if train.cluster == "slurm":
+        if backend != "tensorflow":
+            raise ConfigError(
+                f"train.cluster: slurm needs the TensorFlow backend (KERAS_BACKEND={backend}): "
+                "multi-node training here is MultiWorkerMirroredStrategy"
+            )
+        return _tf_workers(train.devices, train.worker_timeout)
+    if backend == "tensorflow":
+        names, strategy = _tf_local(train.devices)
+        return Placement(backend, names, strategy=strategy)
+    if backend == "jax":
+        names, _ = _jax_local(train.devices)
+        return Placement(backend, names)
+    if train.devices != "1":
+        raise ConfigError(
+            f"train.devices: {train.devices} needs KERAS_BACKEND tensorflow or jax, not {backend}"
+        )
+    return Placement(backend, ["cpu"])

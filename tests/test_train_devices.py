@@ -1,0 +1,143 @@
+"""Data parallel on the devices of one process (``train.devices``), with real logical CPU devices.
+
+Each training runs in a fresh ``python -m nudask.train`` process: logical CPU devices (TensorFlow)
+and the CPU device count (JAX) are set before the backend starts, once per process. Two devices
+at batch 8 each must train like one device at batch 16: the same loss every epoch and the same
+final weights, to float rounding (the two replicas' gradients are summed in another order).
+Dropout is off: its random draws are per replica.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_train_data import QUICK_JOB, microboone_dataset
+
+from nudask.train.distribute import port_base, scaled_learning_rate
+
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy:DeprecationWarning")
+
+# relative tolerance of losses and weights, one device against two: float32 sums in another order
+RTOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def mb(tmp_path_factory):
+    return microboone_dataset(tmp_path_factory)
+
+
+def train_process(data: str, runs: Path, backend: str, *settings: str) -> Path:
+    """A run of the quick job in a fresh process; its run folder."""
+    sets = [
+        "split.validation=0",  # several replicas leave a partial last batch out: compare full ones
+        "train.steps_per_epoch=3",
+        "train.epochs=3",
+        "model.dropout=0",
+        "input.workers=1",
+        f"output.runs={runs}",
+        *settings,
+    ]
+    env = {**os.environ, "KERAS_BACKEND": backend, "CUDA_VISIBLE_DEVICES": ""}
+    out = subprocess.run(
+        [sys.executable, "-m", "nudask.train", "--config", QUICK_JOB, "--data", data, "--no-evaluate"]
+        + [a for s in sets for a in ("--set", s)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run,) = [p for p in (runs / "quick").iterdir() if p.is_dir()]
+    return run
+
+
+def weights(run: Path, backend: str) -> list[np.ndarray]:
+    """The final weights, read in a fresh process of the same backend."""
+    code = (
+        "import sys, numpy as np, keras, nudask.train.models\n"
+        "m = keras.models.load_model(sys.argv[1], compile=False)\n"
+        "np.savez(sys.argv[2], *m.get_weights())\n"
+    )
+    dest = run / "weights.npz"
+    subprocess.run(
+        [sys.executable, "-c", code, str(run / "model_last.keras"), str(dest)],
+        check=True,
+        env={**os.environ, "KERAS_BACKEND": backend},
+        timeout=300,
+        capture_output=True,
+    )
+    with np.load(dest) as z:
+        return [z[k] for k in z.files]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("backend", "densify"), [("tensorflow", "host"), ("jax", "device")], ids=["tensorflow", "jax-densify"]
+)
+def test_two_devices_train_like_one_at_the_same_global_batch(mb, tmp_path, backend, densify):
+    extra = [f"input.densify={densify}", "input.device_capacity=1024", "train.learning_rate_scaling=none"]
+    one = train_process(mb, tmp_path / "one", backend, "input.batch_size=16", "train.devices=1", *extra)
+    two = train_process(mb, tmp_path / "two", backend, "input.batch_size=8", "train.devices=2", *extra)
+    env = json.loads((two / "environment.json").read_text())["placement"]
+    assert env["replicas"] == 2 and len(env["devices"]) == 2 and env["workers"] == 1
+    assert env["strategy"] == ("MirroredStrategy" if backend == "tensorflow" else None)
+    assert json.loads((one / "environment.json").read_text())["placement"]["replicas"] == 1
+    h1, h2 = (json.loads((r / "history.json").read_text()) for r in (one, two))
+    loss1, loss2 = [h["loss"] for h in h1], [h["loss"] for h in h2]
+    assert len(loss1) == len(loss2) == 3 and loss1[0] != loss1[-1]  # it trained
+    np.testing.assert_allclose(loss2, loss1, rtol=RTOL)
+    w1, w2 = weights(one, backend), weights(two, backend)
+    assert len(w1) == len(w2) > 4
+    for a, b in zip(w1, w2):
+        np.testing.assert_allclose(b, a, rtol=RTOL, atol=RTOL * float(np.abs(a).max()))
+
+
+@pytest.mark.slow
+def test_the_learning_rate_scales_with_the_replicas(mb, tmp_path):
+    run = train_process(mb, tmp_path, "tensorflow", "train.devices=2", "train.epochs=1", "train.steps_per_epoch=1")
+    code = (
+        "import sys, keras, nudask.train.models\n"
+        "m = keras.models.load_model(sys.argv[1])\n"
+        "print(float(keras.ops.convert_to_numpy(m.optimizer.learning_rate)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(run / "model_last.keras")], capture_output=True, text=True, timeout=300
+    )
+    assert float(out.stdout.split()[-1]) == pytest.approx(2 * 0.002)  # linear: the job's rate x 2 replicas
+
+
+def test_the_learning_rate_rules_and_ports():
+    assert scaled_learning_rate(0.01, 8, "linear") == pytest.approx(0.08)
+    assert scaled_learning_rate(0.01, 4, "sqrt") == pytest.approx(0.02)
+    assert scaled_learning_rate(0.01, 8, "none") == 0.01
+    assert port_base("5") != port_base("6") and 20000 <= port_base("99999") < 52000
+
+
+def test_devices_must_be_all_or_a_count():
+    from nudask.errors import ConfigError
+    from nudask.train.config import make_config
+
+    assert make_config({"train": {"devices": 2}}).train.devices == "2"
+    assert make_config({"train": {"devices": "all"}}).train.devices == "all"
+    with pytest.raises(ConfigError, match="train.devices must be all or a positive integer"):
+        make_config({"train": {"devices": "two"}})
+    with pytest.raises(ConfigError, match="learning_rate_scaling"):
+        make_config({"train": {"learning_rate_scaling": "cubic"}})
+
+
+def test_a_multi_worker_run_outside_srun_is_refused(mb, tmp_path, monkeypatch):
+    from nudask.errors import ConfigError
+    from nudask.train.fit import train
+    from test_train_data import quick_config
+
+    for k in ("SLURM_PROCID", "SLURM_STEP_NODELIST"):
+        monkeypatch.delenv(k, raising=False)
+    with pytest.raises(ConfigError, match="srun"):
+        train(quick_config(mb, tmp_path, train={"cluster": "slurm"}))
+    assert not (tmp_path / "runs").exists()  # refused before any folder is made
