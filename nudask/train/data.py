@@ -26,6 +26,7 @@ from . import targets
 from .balance import class_counts, class_weights
 from .config import Config, ConfigError
 from .prepare import ViewPrep, default_factor
+from .shard import WHOLE, Shard
 from .stream import BatchSource, Layout
 
 
@@ -66,7 +67,10 @@ class Data:
         shuffle: bool | None = None,
         densify: str | None = None,
         batch_size: int | None = None,
+        shard: Shard = WHOLE,
+        drop_remainder: bool = False,
     ) -> BatchSource:
+        """The batches of split ``name``; ``shard``: one rank's part of each global batch."""
         i, train = self.cfg.input, name == "train"
         weights = None
         if train and self.cfg.task.balance == "class_weights":
@@ -92,6 +96,8 @@ class Data:
             flip_probability=i.flip_probability if train else 0.0,
             repeat=i.augment_repeat if train else 1,
             augment=tuple(i.augment or ()) if train else (),
+            shard=shard,
+            drop_remainder=drop_remainder,
         )
 
     def record(self) -> dict:
