@@ -142,6 +142,9 @@ def _fit(
             steps_per_epoch=steps,
             validation_steps=val_steps,
             callbacks=callbacks,
+            # the stream shuffles by (seed, epoch) itself; Keras reshuffling the batch indices
+            # would make the order hang on Python's random state, the same on every rank only by luck
+            shuffle=False,
             verbose=cfg.train.verbose if placement.chief else 0,
         )
     except Exception as err:
