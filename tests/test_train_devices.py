@@ -9,19 +9,24 @@ Dropout is off: its random draws are per replica.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
-from test_train_data import QUICK_JOB, microboone_dataset
+from test_train_data import QUICK_JOB, microboone_dataset, quick_config
 
 from nudask.train.distribute import port_base, scaled_learning_rate
 
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy:DeprecationWarning"
+)
 
 # relative tolerance of losses and weights, one device against two: float32 sums in another order
 RTOL = 1e-4
@@ -57,23 +62,20 @@ def train_process(data: str, runs: Path, backend: str, *settings: str) -> Path:
     return run
 
 
-def weights(run: Path, backend: str) -> list[np.ndarray]:
-    """The final weights, read in a fresh process of the same backend."""
-    code = (
-        "import sys, numpy as np, keras, nudask.train.models\n"
-        "m = keras.models.load_model(sys.argv[1], compile=False)\n"
-        "np.savez(sys.argv[2], *m.get_weights())\n"
-    )
-    dest = run / "weights.npz"
-    subprocess.run(
-        [sys.executable, "-c", code, str(run / "model_last.keras"), str(dest)],
-        check=True,
-        env={**os.environ, "KERAS_BACKEND": backend},
-        timeout=300,
-        capture_output=True,
-    )
-    with np.load(dest) as z:
-        return [z[k] for k in z.files]
+def weights(run: Path) -> dict[str, np.ndarray]:
+    """The final weights, by their path in the saved model (read without a backend)."""
+    with (
+        zipfile.ZipFile(run / "model_last.keras") as z,
+        h5py.File(io.BytesIO(z.read("model.weights.h5"))) as f,
+    ):
+        out: dict[str, np.ndarray] = {}
+        f.visititems(lambda name, obj: out.update({name: obj[()]}) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def learning_rate(run: Path) -> float:
+    with zipfile.ZipFile(run / "model_last.keras") as z:
+        return json.loads(z.read("config.json"))["compile_config"]["optimizer"]["config"]["learning_rate"]
 
 
 @pytest.mark.slow
@@ -92,24 +94,21 @@ def test_two_devices_train_like_one_at_the_same_global_batch(mb, tmp_path, backe
     loss1, loss2 = [h["loss"] for h in h1], [h["loss"] for h in h2]
     assert len(loss1) == len(loss2) == 3 and loss1[0] != loss1[-1]  # it trained
     np.testing.assert_allclose(loss2, loss1, rtol=RTOL)
-    w1, w2 = weights(one, backend), weights(two, backend)
-    assert len(w1) == len(w2) > 4
-    for a, b in zip(w1, w2):
-        np.testing.assert_allclose(b, a, rtol=RTOL, atol=RTOL * float(np.abs(a).max()))
+    w1, w2 = weights(one), weights(two)
+    assert sorted(w1) == sorted(w2) and len(w1) > 4
+    for name, a in w1.items():
+        if name.startswith("layers/"):  # the model's weights; the optimizer's moments are not compared
+            np.testing.assert_allclose(
+                w2[name], a, rtol=RTOL, atol=RTOL * float(np.abs(a).max()), err_msg=name
+            )
 
 
 @pytest.mark.slow
 def test_the_learning_rate_scales_with_the_replicas(mb, tmp_path):
-    run = train_process(mb, tmp_path, "tensorflow", "train.devices=2", "train.epochs=1", "train.steps_per_epoch=1")
-    code = (
-        "import sys, keras, nudask.train.models\n"
-        "m = keras.models.load_model(sys.argv[1])\n"
-        "print(float(keras.ops.convert_to_numpy(m.optimizer.learning_rate)))\n"
+    run = train_process(
+        mb, tmp_path, "tensorflow", "train.devices=2", "train.epochs=1", "train.steps_per_epoch=1"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(run / "model_last.keras")], capture_output=True, text=True, timeout=300
-    )
-    assert float(out.stdout.split()[-1]) == pytest.approx(2 * 0.002)  # linear: the job's rate x 2 replicas
+    assert learning_rate(run) == pytest.approx(2 * 0.002)  # linear: the job's rate x 2 replicas
 
 
 def test_the_learning_rate_rules_and_ports():
@@ -134,7 +133,6 @@ def test_devices_must_be_all_or_a_count():
 def test_a_multi_worker_run_outside_srun_is_refused(mb, tmp_path, monkeypatch):
     from nudask.errors import ConfigError
     from nudask.train.fit import train
-    from test_train_data import quick_config
 
     for k in ("SLURM_PROCID", "SLURM_STEP_NODELIST"):
         monkeypatch.delenv(k, raising=False)

@@ -37,6 +37,7 @@ from .run import (
     save_model,
     write_provenance,
 )
+from .shard import Shard
 
 RESUMABLE = {
     "train.epochs",
@@ -46,6 +47,10 @@ RESUMABLE = {
     "input.use_multiprocessing",
     "input.max_queue_size",
     "data",
+    # the placement: a resume checks it gives the run's number of replicas
+    "train.cluster",
+    "train.devices",
+    "train.worker_timeout",
 }
 
 
@@ -76,16 +81,28 @@ class StopOnNaN(keras.callbacks.Callback):
         self._check(logs, "epoch end")
 
 
-def _full_batches(source, split: str, placement: Placement) -> int:
-    """Global batches of ``split`` an epoch; on several replicas only full ones (each replica
-    takes an equal part of every batch: a partial last one is left out)."""
-    n = source.n_events // source.batch_size
-    if n == 0:
-        raise DataError(
-            f"the {split} split holds {source.n_events} events, fewer than one global batch of "
-            f"{source.batch_size} (input.batch_size x {placement.replicas} replicas): lower input.batch_size"
-        )
-    return n
+def _sources(data: Data, cfg: Config, placement: Placement):
+    """This worker's streams of the training and validation splits (None without validation).
+
+    Each holds global batches of ``input.batch_size`` x replicas events, of which this worker
+    takes its rank's slice; on several replicas only full batches (each replica an equal part:
+    a partial last batch is left out, a different one every epoch for the training split).
+    """
+    batch = placement.global_batch(cfg.input.batch_size)
+    shard, many = Shard(placement.rank, placement.workers), placement.replicas > 1
+    out = []
+    for split in ("train", "validation"):
+        if split == "validation" and cfg.split.validation == 0:
+            out.append(None)
+            continue
+        source = data.source(split, batch_size=batch, shard=shard, drop_remainder=many)
+        if len(source) == 0:
+            raise DataError(
+                f"the {split} split holds {source.n_events} events, fewer than one global batch of "
+                f"{batch} (input.batch_size x {placement.replicas} replicas): lower input.batch_size"
+            )
+        out.append(stream(source, cfg.input, copies=many))
+    return out
 
 
 def _fit(
@@ -100,17 +117,8 @@ def _fit(
     state: dict | None,
     extra: Sequence[keras.callbacks.Callback] = (),
 ):
-    batch = placement.global_batch(cfg.input.batch_size)
-    copies = placement.replicas > 1
-    train_stream = stream(data.source("train", batch_size=batch), cfg.input, copies=copies)
-    has_val = cfg.split.validation > 0
-    val_stream = (
-        stream(data.source("validation", batch_size=batch), cfg.input, copies=copies) if has_val else None
-    )
-    steps, val_steps = cfg.train.steps_per_epoch, None
-    if placement.replicas > 1:
-        steps = min(steps or len(train_stream), _full_batches(train_stream.source, "train", placement))
-        val_steps = _full_batches(val_stream.source, "validation", placement) if val_stream else None
+    train_stream, val_stream = _sources(data, cfg, placement)
+    has_val = val_stream is not None
     monitor = cfg.train.monitor or ("val_loss" if has_val else "loss")
     checkpointer = Checkpointer(run, monitor, cfg.train.epochs, history, state)
     callbacks: list[keras.callbacks.Callback] = [EpochSync(train_stream), StopOnNaN(run), checkpointer]
@@ -139,8 +147,7 @@ def _fit(
             validation_data=val_stream,
             epochs=cfg.train.epochs,
             initial_epoch=initial_epoch,
-            steps_per_epoch=steps,
-            validation_steps=val_steps,
+            steps_per_epoch=cfg.train.steps_per_epoch,
             callbacks=callbacks,
             # the stream shuffles by (seed, epoch) itself; Keras reshuffling the batch indices
             # would make the order hang on Python's random state, the same on every rank only by luck
