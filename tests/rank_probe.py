@@ -1,8 +1,8 @@
 """``python -m nudask.train`` as one SLURM task, recording what this rank did (for the tests).
 
 Run as ``python tests/rank_probe.py -m nudask.train ARGS``: into ``$NUDASK_PROBE_DIR`` it writes
-``rank_R.pid`` at the start, and once training has ended ``rank_R.json`` (the training rows of
-every batch this rank read, by epoch) and ``rank_R.npz`` (its final weights).
+``rank_R.pid`` at the start, and once training has ended ``rank_R.json`` (the training rows this
+rank read, by epoch and batch) and ``rank_R.npz`` (its final weights).
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ def main() -> int:
     from nudask.train import __main__ as cli
     from nudask.train.stream import BatchSource
 
-    read: dict[int, list[list[int]]] = {}
+    read: dict[int, dict[int, list[int]]] = {}  # epoch -> batch -> rows (a batch may be asked twice)
     batch = BatchSource.batch
 
     def recorded(self, i, **kw):
         out = batch(self, i, **kw)
         if self.shuffle:  # the training split
             epoch = self.epoch if kw.get("epoch") is None else kw["epoch"]
-            read.setdefault(epoch, []).append(self.batch_rows(i, epoch).tolist())
+            read.setdefault(epoch, {})[i] = self.batch_rows(i, epoch).tolist()
         return out
 
     fit = keras.Model.fit

@@ -99,11 +99,17 @@ def test_two_workers_train_one_model(slurm, mb, tmp_path):
     read = [json.loads((tmp_path / f"rank_{r}.json").read_text()) for r in (0, 1)]
     split = json.loads((run / "dataset.json").read_text())["split"]["train"]["events"]
     global_batch = 4 * 2
+    full = (split // global_batch) * global_batch  # events in full global batches
     for epoch in ("0", "1"):
-        rows = [np.concatenate(read[r][epoch]) for r in (0, 1)]
-        assert rows[0].size == rows[1].size == (split // global_batch) * global_batch // 2
+        assert (
+            sorted(read[0][epoch], key=int)
+            == sorted(read[1][epoch], key=int)
+            == [str(i) for i in range(split // global_batch)]
+        )
+        rows = [np.concatenate(list(read[r][epoch].values())) for r in (0, 1)]
+        assert rows[0].size == rows[1].size == full // 2
         assert not set(rows[0].tolist()) & set(rows[1].tolist())  # disjoint
-        assert len(set(rows[0].tolist()) | set(rows[1].tolist())) == (split // global_batch) * global_batch
+        assert len(set(rows[0].tolist()) | set(rows[1].tolist())) == full  # together, every one
     assert read[0]["0"] != read[0]["1"]  # a new order every epoch
 
 

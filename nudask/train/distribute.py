@@ -61,13 +61,39 @@ class Placement:
         """What environment.json keeps of the placement."""
         return {
             "backend": self.backend,
-            "strategy": type(self.strategy).__name__ if self.strategy is not None else None,
+            # tf.distribute.MultiWorkerMirroredStrategy is an alias of CollectiveAllReduceStrategy
+            "strategy": (
+                "MultiWorkerMirroredStrategy"
+                if self.multi_worker
+                else type(self.strategy).__name__
+                if self.strategy is not None
+                else None
+            ),
             "devices": self.devices,
             "replicas": self.replicas,
             "workers": self.workers,
             "rank": self.rank,
             "hosts": self.hosts,
         }
+
+    @property
+    def multi_worker(self) -> bool:
+        return self.workers > 1
+
+    def feed(self, stream):
+        """What ``model.fit`` is given for ``stream`` (a KerasStream): itself, or on several workers
+        an adapter handing each worker's shard to its replicas as it is (TensorFlow would take
+        each worker's batches for global ones and split them again)."""
+        return _WorkerShard(stream, self.strategy, len(self.devices)) if self.multi_worker else stream
+
+    def prepare(self, model):
+        """``model`` made ready for :meth:`feed`'s input: on several workers, Keras' first build
+        (before the first step) looks at a local batch instead of reducing one across workers,
+        which MultiWorkerMirroredStrategy cannot do for a dict of inputs (only shapes matter)."""
+        if self.multi_worker:
+            model._maybe_symbolic_build = _local_build(model, self.strategy)
+            _mean_logs_across_workers()
+        return model
 
     def failure(self, err: BaseException) -> TrainingError:
         """A collective that failed (a worker died or hangs) as a one-line error naming the ranks."""
@@ -78,6 +104,70 @@ class Placement:
             f"({type(err).__name__}); the job fails rather than wait for the walltime: check that "
             f"rank's log (srun names a task that died), then --resume the run"
         )
+
+
+def _local_build(model, strategy):
+    import tensorflow as tf
+    from keras.src import tree
+
+    def build(iterator=None, data_batch=None):
+        if iterator is not None:
+            for _, _, it in iterator:
+                batch = next(it)
+                data_batch = tree.map_structure(
+                    lambda v: (
+                        strategy.experimental_local_results(v)[0]
+                        if isinstance(v, tf.distribute.DistributedValues)
+                        else v
+                    ),
+                    batch,
+                )
+                break
+        with strategy.scope():
+            model._symbolic_build(data_batch=data_batch)
+
+    return build
+
+
+def _mean_logs_across_workers() -> None:
+    """Keras averages a step's logs across workers with ``reduce(MEAN, axis=0)``, which fails on
+    the scalar losses and metrics; the mean over replicas (``axis=None``) is what it means."""
+    from keras.src import tree
+    from keras.src.backend.tensorflow import trainer
+
+    keras_reduce = getattr(trainer.reduce_per_replica, "keras_reduce", trainer.reduce_per_replica)
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction not in ("auto", "mean"):
+            return keras_reduce(values, strategy, reduction)
+        return tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
+
+    reduce_per_replica.keras_reduce = keras_reduce  # type: ignore[attr-defined]
+    trainer.reduce_per_replica = reduce_per_replica
+
+
+def _worker_shard_class():
+    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+    class WorkerShard(PyDatasetAdapter):
+        """A worker's stream, already its rank's shard: split only among its own devices."""
+
+        def __init__(self, stream, strategy, local_devices: int):
+            super().__init__(stream, shuffle=False)
+            self.strategy, self.local_devices = strategy, local_devices
+            self.per_replica = stream.source.local_batch // local_devices
+
+        def get_tf_dataset(self):
+            ds = super().get_tf_dataset()
+            if self.local_devices > 1:
+                ds = ds.rebatch(self.per_replica)
+            return self.strategy.distribute_datasets_from_function(lambda context: ds)
+
+    return WorkerShard
+
+
+def _WorkerShard(stream, strategy, local_devices: int):
+    return _worker_shard_class()(stream, strategy, local_devices)
 
 
 def scaled_learning_rate(learning_rate: float, replicas: int, rule: str) -> float:
@@ -157,8 +247,13 @@ def _tf_workers(devices: str, timeout: float) -> Placement:
     if gpus:
         n = _count(devices, len(gpus), "GPUs")
         tf.config.set_visible_devices(gpus[:n], "GPU")
+    # the resolver hands out GPUs per task and lists a task only if it got one: give every task
+    # a nominal one and let it keep its node's devices (auto_set_gpu off, train.devices above)
     resolver = tf.distribute.cluster_resolver.SlurmClusterResolver(
-        port_base=port_base(os.environ.get("SLURM_JOB_ID")), auto_set_gpu=False
+        port_base=port_base(os.environ.get("SLURM_JOB_ID")),
+        gpus_per_node=1024,
+        gpus_per_task=1,
+        auto_set_gpu=False,
     )
     options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout)
     strategy = tf.distribute.MultiWorkerMirroredStrategy(

@@ -118,6 +118,7 @@ def _fit(
     extra: Sequence[keras.callbacks.Callback] = (),
 ):
     train_stream, val_stream = _sources(data, cfg, placement)
+    placement.prepare(model)
     has_val = val_stream is not None
     monitor = cfg.train.monitor or ("val_loss" if has_val else "loss")
     checkpointer = Checkpointer(run, monitor, cfg.train.epochs, history, state)
@@ -143,8 +144,8 @@ def _fit(
     keras.utils.set_random_seed(cfg.train.seed + initial_epoch)
     try:
         model.fit(
-            train_stream,
-            validation_data=val_stream,
+            placement.feed(train_stream),
+            validation_data=placement.feed(val_stream) if has_val else None,
             epochs=cfg.train.epochs,
             initial_epoch=initial_epoch,
             steps_per_epoch=cfg.train.steps_per_epoch,
