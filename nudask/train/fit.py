@@ -26,7 +26,7 @@ from ..errors import ConfigError, DataError, TrainingError
 from .config import Config, make_config
 from .data import Data, load_data
 from .distribute import Placement, place, scaled_learning_rate
-from .feed import EpochSync, stream
+from .feed import EpochSync, KerasStream, stream
 from .models import build_model, compile_model
 from .run import (
     Checkpointer,
@@ -81,7 +81,7 @@ class StopOnNaN(keras.callbacks.Callback):
         self._check(logs, "epoch end")
 
 
-def _sources(data: Data, cfg: Config, placement: Placement):
+def _sources(data: Data, cfg: Config, placement: Placement) -> tuple[KerasStream, KerasStream | None]:
     """This worker's streams of the training and validation splits (None without validation).
 
     Each holds global batches of ``input.batch_size`` x replicas events, of which this worker
@@ -90,19 +90,17 @@ def _sources(data: Data, cfg: Config, placement: Placement):
     """
     batch = placement.global_batch(cfg.input.batch_size)
     shard, many = Shard(placement.rank, placement.workers), placement.replicas > 1
-    out = []
-    for split in ("train", "validation"):
-        if split == "validation" and cfg.split.validation == 0:
-            out.append(None)
-            continue
+
+    def of(split: str) -> KerasStream:
         source = data.source(split, batch_size=batch, shard=shard, drop_remainder=many)
         if len(source) == 0:
             raise DataError(
                 f"the {split} split holds {source.n_events} events, fewer than one global batch of "
                 f"{batch} (input.batch_size x {placement.replicas} replicas): lower input.batch_size"
             )
-        out.append(stream(source, cfg.input, copies=many))
-    return out
+        return stream(source, cfg.input, copies=many)
+
+    return of("train"), of("validation") if cfg.split.validation > 0 else None
 
 
 def _fit(
