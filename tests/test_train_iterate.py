@@ -143,7 +143,7 @@ def test_nothing_here_imports_a_framework():
 
 
 @pytest.mark.slow  # importing torch and starting its worker processes: several seconds
-def test_torch_dataloader_two_workers_by_two_ranks_equal_one_by_one(mb, tmp_path):
+def test_torch_dataloader_two_workers_by_two_ranks_equal_one_by_one(mb, tmp_path, monkeypatch):
     import torch.utils.data as torch_data  # in the test extra (torch==2.13.0)
 
     from nudask.train.torch_data import TorchStream
@@ -162,6 +162,13 @@ def test_torch_dataloader_two_workers_by_two_ranks_equal_one_by_one(mb, tmp_path
             rows = stream.source.batch_rows(i, epoch=1)
             got.setdefault(i, [None] * RANKS)[rank] = (rows, {k: v.numpy() for k, v in x.items()}, y.numpy())
     assert_same_as_one_rank(got, ref, first=start)
+    # the rank and world size of a torch.distributed process group, when one is up
+    import torch.distributed as dist
+
+    for name, value in (("is_initialized", True), ("get_rank", 1), ("get_world_size", 2)):
+        monkeypatch.setattr(dist, name, lambda value=value: value)
+    assert TorchStream(data.source("train")).source.shard == Shard(1, 2)
+    monkeypatch.undo()
     # in the main process (no workers) the tensors own their memory: the buffers are reused
     whole = list(torch_data.DataLoader(TorchStream(data.source("train"), epoch=1), batch_size=None))
     for (x, y), (_, rx, ry) in zip(whole, ref):

@@ -19,7 +19,7 @@ from ..dataset import open_dataset
 from ..dataset.manifest import MANIFEST
 from ..errors import DataError
 from ..records import Manifest
-from ..schema import READABLE_VERSIONS, coo_columns, image_columns, schema_info, value_columns
+from ..schema import READABLE_VERSIONS, coo_columns, coord_columns, image_columns, schema_info, value_columns
 from . import labels as task_labels
 from . import split as splits
 from . import targets
@@ -140,11 +140,12 @@ class Data:
 
 
 def stream_columns(view) -> list[str]:
-    """The list columns the stream reads for ``view``: COO coordinates and first channel, or
-    a dense view's first channel (every pixel; its ``{view}_shape`` is read beside it)."""
+    """The list columns the stream reads for ``view``: COO coordinates as stored (runs or
+    pairs) and first channel, or a dense view's first channel (every pixel; its
+    ``{view}_shape`` is read beside it)."""
     if view.kind == "dense":
         return value_columns(view)[:1]
-    return coo_columns(view)[: len(view.axes) + 1]
+    return coo_columns(view)[: len(coord_columns(view)) + 1]
 
 
 def _check_schema(layout: Layout, path: str, needed: list[str]) -> None:

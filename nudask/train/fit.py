@@ -3,9 +3,10 @@
 :func:`train` makes the run folder, builds the model from the config and
 fits it on the streamed training split (validated every epoch), then
 evaluates the best model on the test split. :func:`resume` continues a run
-from its last completed epoch: the same weights and optimizer state, the
-same data order for the remaining epochs (the order depends only on the seed
-and the epoch number), the history extended, not repeated.
+from its last checkpoint (an epoch's end, or a step within it): the same
+weights and optimizer state, the same data order for the rest (the order
+depends only on the seed and the epoch number; a resumed epoch goes on at the
+first batch not trained), the history extended, not repeated.
 """
 
 from __future__ import annotations
@@ -26,18 +27,21 @@ from ..errors import ConfigError, DataError, TrainingError
 from .config import Config, make_config
 from .data import Data, load_data
 from .distribute import Placement, place, scaled_learning_rate
-from .feed import EpochSync, KerasStream, stream
+from .feed import EpochSync, stream
 from .models import build_model, compile_model
 from .run import (
+    BatchTrace,
     Checkpointer,
     load_history,
     load_state,
     new_run_dir,
     run_folder,
     save_model,
+    trim_trace,
     write_provenance,
 )
 from .shard import Shard
+from .stream import BatchSource
 
 RESUMABLE = {
     "train.epochs",
@@ -46,6 +50,8 @@ RESUMABLE = {
     "input.workers",
     "input.use_multiprocessing",
     "input.max_queue_size",
+    "train.checkpoint_every_steps",
+    "train.trace_batches",
     "data",
     # the placement: a resume checks it gives the run's number of replicas
     "train.cluster",
@@ -81,8 +87,8 @@ class StopOnNaN(keras.callbacks.Callback):
         self._check(logs, "epoch end")
 
 
-def _sources(data: Data, cfg: Config, placement: Placement) -> tuple[KerasStream, KerasStream | None]:
-    """This worker's streams of the training and validation splits (None without validation).
+def _sources(data: Data, cfg: Config, placement: Placement) -> tuple[BatchSource, BatchSource | None]:
+    """This worker's sources of the training and validation splits (None without validation).
 
     Each holds global batches of ``input.batch_size`` x replicas events, of which this worker
     takes its rank's slice; on several replicas only full batches (each replica an equal part:
@@ -91,14 +97,14 @@ def _sources(data: Data, cfg: Config, placement: Placement) -> tuple[KerasStream
     batch = placement.global_batch(cfg.input.batch_size)
     shard, many = Shard(placement.rank, placement.workers), placement.replicas > 1
 
-    def of(split: str) -> KerasStream:
+    def of(split: str) -> BatchSource:
         source = data.source(split, batch_size=batch, shard=shard, drop_remainder=many)
         if len(source) == 0:
             raise DataError(
                 f"the {split} split holds {source.n_events} events, fewer than one global batch of "
                 f"{batch} (input.batch_size x {placement.replicas} replicas): lower input.batch_size"
             )
-        return stream(source, cfg.input, copies=many)
+        return source
 
     return of("train"), of("validation") if cfg.split.validation > 0 else None
 
@@ -114,13 +120,33 @@ def _fit(
     history: list,
     state: dict | None,
     extra: Sequence[keras.callbacks.Callback] = (),
+    start_step: int = 0,
 ):
-    train_stream, val_stream = _sources(data, cfg, placement)
+    source, val_source = _sources(data, cfg, placement)
+    many = placement.replicas > 1
+    steps = min(len(source), cfg.train.steps_per_epoch or len(source))
+    train_stream = stream(source, cfg.input, stop=steps, copies=many)
+    has_val = val_source is not None
+    val_stream = stream(val_source, cfg.input, copies=many) if val_source is not None else None
     placement.prepare(model)
-    has_val = val_stream is not None
     monitor = cfg.train.monitor or ("val_loss" if has_val else "loss")
-    checkpointer = Checkpointer(run, monitor, cfg.train.epochs, history, state)
-    callbacks: list[keras.callbacks.Callback] = [EpochSync(train_stream), StopOnNaN(run), checkpointer]
+    checkpointer = Checkpointer(
+        run,
+        monitor,
+        cfg.train.epochs,
+        history,
+        state,
+        every_steps=cfg.train.checkpoint_every_steps,
+        steps=steps,
+        start=start_step,
+    )
+    trace = [BatchTrace(run, source, start_step)] if cfg.train.trace_batches else []
+    callbacks: list[keras.callbacks.Callback] = [
+        EpochSync(train_stream),
+        StopOnNaN(run),
+        *trace,
+        checkpointer,
+    ]
     if cfg.train.early_stopping:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -139,20 +165,25 @@ def _fit(
     if cfg.train.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run / "logs")))
     callbacks += list(extra)
-    keras.utils.set_random_seed(cfg.train.seed + initial_epoch)
+    fit = {
+        "validation_data": placement.feed(val_stream) if has_val else None,
+        "callbacks": callbacks,
+        # the stream shuffles by (seed, epoch) itself; Keras reshuffling the batch indices
+        # would make the order hang on Python's random state, the same on every rank only by luck
+        "shuffle": False,
+        "verbose": cfg.train.verbose if placement.chief else 0,
+    }
     try:
-        model.fit(
-            placement.feed(train_stream),
-            validation_data=placement.feed(val_stream) if has_val else None,
-            epochs=cfg.train.epochs,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=cfg.train.steps_per_epoch,
-            callbacks=callbacks,
-            # the stream shuffles by (seed, epoch) itself; Keras reshuffling the batch indices
-            # would make the order hang on Python's random state, the same on every rank only by luck
-            shuffle=False,
-            verbose=cfg.train.verbose if placement.chief else 0,
-        )
+        if start_step:  # the rest of the interrupted epoch, then the later epochs whole
+            keras.utils.set_random_seed(cfg.train.seed + initial_epoch)
+            rest = stream(source, cfg.input, start=start_step, stop=steps, copies=many)
+            model.fit(placement.feed(rest), epochs=initial_epoch + 1, initial_epoch=initial_epoch, **fit)
+            initial_epoch += 1
+        if initial_epoch < cfg.train.epochs and not (start_step and model.stop_training):
+            keras.utils.set_random_seed(cfg.train.seed + initial_epoch)
+            model.fit(
+                placement.feed(train_stream), epochs=cfg.train.epochs, initial_epoch=initial_epoch, **fit
+            )
     except Exception as err:
         if placement.workers > 1 and _collective_failure(err):
             raise placement.failure(err) from None
@@ -253,7 +284,7 @@ def resume(
     evaluate: bool = True,
     callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> Path:
-    """Continue the run folder ``run`` from its last completed epoch."""
+    """Continue the run folder ``run`` from its last checkpoint (an epoch's end or a step within)."""
     from .config import load_file
 
     run = run_folder(run)
@@ -275,7 +306,7 @@ def resume(
             f"{data.checksum[:12]} != {recorded[:12]}): start a new run"
         )
     _check_replicas(run, placement)
-    done = int(state["epoch"])
+    done, step = int(state["epoch"]), int(state.get("step", 0))
     if done >= cfg.train.epochs:
         if placement.chief:
             write_provenance(
@@ -292,8 +323,11 @@ def resume(
         write_provenance(out, cfg, argv, data.record(), placement.record())
         with placement.scope():
             model = keras.models.load_model(run / "checkpoints" / state["checkpoint"])
+        if placement.chief:
+            trim_trace(run, done, step)  # steps traced after the checkpoint are trained again
         if cfg.train.verbose and placement.chief:
-            print(f"nudask.train: resuming {run} after epoch {done} of {cfg.train.epochs}", flush=True)
+            where = f", step {step} of epoch {done + 1}" if step else ""
+            print(f"nudask.train: resuming {run} after epoch {done} of {cfg.train.epochs}{where}", flush=True)
             _say_placement(placement)
         _fit(
             model,
@@ -305,6 +339,7 @@ def resume(
             history=load_history(run, done),
             state=state,
             extra=callbacks,
+            start_step=step,
         )
         return _finish(run, data, evaluate and placement.chief, cfg.train.verbose)
 

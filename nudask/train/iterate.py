@@ -60,8 +60,9 @@ class NumpyBatches:
         copy: bool = False,
     ):
         self.source, self.epoch, self.copy = source, epoch, copy
-        source.set_epoch(epoch)
-        last = len(source) if stop is None else min(stop, len(source))
+        plan = source.plan_of(epoch)  # the source's current epoch stays as it is until the pass
+        total = n_batches(plan.order.size, source.batch_size, source.drop_remainder)
+        last = total if stop is None else min(stop, total)
         self.batches = worker_batches(start, last, worker, workers)
         self.threads = source.prefetch if threads is None else threads
 

@@ -23,6 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import DatasetError
+from ..schema import coord_columns, views_of
+from ..sparse import entry_offsets, from_runs
 from . import prepare
 from .balance import resample
 from .shard import WHOLE, Shard, check_remainder, local_batch_size, n_batches, rank_slice
@@ -96,7 +98,8 @@ class Window:
 
     ``columns[view]`` is ``(bounds, chunks)``: the window rows where each Arrow chunk
     (a row group or file) starts, and per chunk the list offsets and the flat arrays
-    (for a dense view: its first channel, every pixel in C order). ``shapes[view]``
+    (for a dense view: its first channel, every pixel in C order; for a COO view stored as
+    runs, every entry's coordinates, one array per axis, in place of the run columns). ``shapes[view]``
     holds the ``{view}_shape`` of each window row for the views in ``shapes``.
     """
 
@@ -126,6 +129,7 @@ class Window:
             v: table.column(f"{v}_shape").combine_chunks().flatten().to_numpy().reshape(table.num_rows, -1)
             for v in shapes
         }
+        runs = _run_columns(table.schema, views)
         for view, names in views.items():
             chunked = [table.column(c) for c in names]
             bounds = [np.cumsum([0] + [len(ch) for ch in col.chunks]) for col in chunked]
@@ -134,24 +138,62 @@ class Window:
                 bounds = [np.array([0, len(chunked[0])])]
             chunks = []
             for k in range(len(bounds[0]) - 1):
-                offsets, arrays = None, []
-                for name, col in zip(names, chunked):
-                    arr = col.chunk(k)
-                    off = arr.offsets.to_numpy()
-                    arrays.append(arr.values.slice(off[0], off[-1] - off[0]).to_numpy(zero_copy_only=False))
-                    off = off - off[0]
-                    if offsets is not None and not np.array_equal(off, offsets):
+                lists = [_flat(col.chunk(k)) for col in chunked]
+                if view in runs:  # the run columns come back as every entry's coordinates
+                    lists = _expand_runs(lists, runs[view], view, groups)
+                offsets = lists[0][0]
+                for name, (off, _) in zip(names, lists):
+                    if view not in runs and not np.array_equal(off, offsets):
                         raise DatasetError(
                             f"COO column '{name}' does not match the other columns of view "
                             f"'{view}' in row groups {groups.tolist()}: the dataset is corrupt"
                         )
-                    offsets = off
-                chunks.append((offsets, arrays))
+                chunks.append((offsets, [a for _, a in lists]))
+                if view in runs:  # coordinates made here, not views of the table
+                    made = len(lists) - (len(names) - runs[view])
+                    self.nbytes += offsets.nbytes + sum(a.nbytes for _, a in lists[:made])
             self.columns[view] = (bounds[0], chunks)
 
     def local(self, layout: Layout, rows: np.ndarray) -> np.ndarray:
         g = layout.group_of(rows)
         return self.start[np.searchsorted(self.groups, g)] + rows - layout.rg_first[g]
+
+
+def _flat(arr: pa.ListArray) -> tuple[np.ndarray, np.ndarray]:
+    """A list chunk's offsets (from 0) and its values, a view of the Arrow buffers."""
+    off = arr.offsets.to_numpy()
+    return off - off[0], arr.values.slice(off[0], off[-1] - off[0]).to_numpy(zero_copy_only=False)
+
+
+def _run_columns(schema: pa.Schema, views: dict[str, list[str]]) -> dict[str, int]:
+    """How many of the leading columns asked for each view are its runs (coordinates, lengths)."""
+    specs = views_of(schema)
+    out = {}
+    for view, names in views.items():
+        spec = specs.get(view)
+        if spec is not None and spec.kind == "coo" and spec.coo_layout == "runs":
+            coords = coord_columns(spec)
+            if names[: len(coords)] == coords:
+                out[view] = len(coords)
+    return out
+
+
+def _expand_runs(lists: list, n_runs: int, view: str, groups: np.ndarray) -> list:
+    """(offsets, array) of runs (coordinates, then lengths) and channels -> every entry's
+    coordinates, one per axis, with the entries' offsets, then the channels."""
+    runs, values = lists[:n_runs], lists[n_runs:]
+    run_offsets = runs[0][0]
+    lengths = runs[-1][1]
+    if any(not np.array_equal(off, run_offsets) for off, _ in runs) or (
+        values and not np.array_equal(entry_offsets(lengths, run_offsets), values[0][0])
+    ):
+        raise DatasetError(
+            f"the runs of view '{view}' do not match its values in row groups {groups.tolist()}: "
+            "the dataset is corrupt"
+        )
+    offsets = entry_offsets(lengths, run_offsets)
+    index = from_runs(tuple(a for _, a in runs[:-1]), lengths)
+    return [(offsets, a) for a in index] + values
 
 
 class WindowCache:
@@ -263,6 +305,7 @@ class BatchSource:
         self._plans: OrderedDict[int, Plan] = OrderedDict()  # epochs asked for besides the current one
         self.dropped = 0
         self.epoch = -1
+        self._current: tuple[int, Plan | None] = (-1, None)  # (epoch, plan), replaced as one
         self.set_epoch(0)
 
     def __getstate__(self):  # worker processes build their own cache and buffers
@@ -288,13 +331,15 @@ class BatchSource:
         """Plan ``epoch`` (the same plan for the same seed and epoch, in any process)."""
         if epoch == self.epoch:
             return
-        self.plan = self.plan_of(epoch)
-        self.epoch = epoch
+        plan = self.plan_of(epoch)
+        self._current = (epoch, plan)  # a batch made meanwhile reads an epoch and its plan together
+        self.plan, self.epoch = plan, epoch
 
     def plan_of(self, epoch: int) -> Plan:
         """The plan of ``epoch``: the current one, or made and kept with the last few asked for."""
-        if epoch == self.epoch:
-            return self.plan
+        current, plan = self._current
+        if epoch == current and plan is not None:
+            return plan
         with self._lock:
             plan = self._plans.get(epoch)
         if plan is None:
@@ -344,8 +389,11 @@ class BatchSource:
         ``prefetch`` ahead; a consumer that skips batches (a batch worker) or asks
         from several threads at random passes its own (a counter, a thread id).
         """
-        epoch = self.epoch if epoch is None else epoch
-        plan = self.plan_of(epoch)
+        if epoch is None:
+            epoch, plan = self._current
+        else:
+            plan = self.plan_of(epoch)
+        assert plan is not None  # planned on construction
         if not 0 <= i < n_batches(plan.order.size, self.batch_size, self.drop_remainder):
             raise IndexError(f"batch {i} out of range ({len(self)} batches)")
         slot = i % self.ring if slot is None else slot

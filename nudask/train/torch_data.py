@@ -84,8 +84,7 @@ def _torch_stream_class():
             self.epoch, self.start = epoch, start
 
         def __len__(self) -> int:
-            self.source.set_epoch(self.epoch)
-            return len(assignment(len(self.source), start=self.start, stop=self.stop))
+            return len(NumpyBatches(self.source, epoch=self.epoch, start=self.start, stop=self.stop))
 
         def __iter__(self):
             info = get_worker_info()
