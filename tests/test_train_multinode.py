@@ -128,6 +128,7 @@ def test_a_killed_worker_fails_the_job_and_resume_finishes_it(slurm, mb, tmp_pat
     assert wait(job, limit=FAIL_WITHIN + 30) == "FAILED"
     took = time.monotonic() - killed
     out = log(tmp_path, job)
+    print(f"\nthe job failed {took:.1f} s after its worker rank 1 was killed")
     assert took < FAIL_WITHIN, f"the job took {took:.0f} s to fail\n{out[-3000:]}"
     assert re.search(r"task 1: Killed", out), out[-3000:]  # srun names the dead rank
     (run,) = (runs / "quick").iterdir()
