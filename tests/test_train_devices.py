@@ -138,3 +138,16 @@ def test_a_multi_worker_run_outside_srun_is_refused(mb, tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="srun"):
         train(quick_config(mb, tmp_path, train={"cluster": "slurm"}))
     assert not (tmp_path / "runs").exists()  # refused before any folder is made
+
+
+def test_a_run_resumes_only_on_as_many_replicas(tmp_path):
+    from nudask.errors import ConfigError
+    from nudask.train.distribute import Placement
+    from nudask.train.fit import _check_replicas
+
+    (tmp_path / "environment.json").write_text(json.dumps({"placement": {"replicas": 2}}))
+    with pytest.raises(ConfigError, match="trained on 2 replicas, this process has 1"):
+        _check_replicas(tmp_path, Placement("tensorflow", ["/device:CPU:0"]))
+    _check_replicas(tmp_path, Placement("tensorflow", ["/device:CPU:0"], rank=1, workers=2))  # 2: accepted
+    (tmp_path / "environment.json").write_text(json.dumps({"keras_backend": "tensorflow"}))  # an older run
+    _check_replicas(tmp_path, Placement("tensorflow", ["/device:CPU:0"]))
