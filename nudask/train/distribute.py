@@ -84,7 +84,7 @@ class Placement:
         """What ``model.fit`` is given for ``stream`` (a KerasStream): itself, or on several workers
         an adapter handing each worker's shard to its replicas as it is (TensorFlow would take
         each worker's batches for global ones and split them again)."""
-        return _WorkerShard(stream, self.strategy, len(self.devices)) if self.multi_worker else stream
+        return _worker_shard(stream, self.strategy, len(self.devices)) if self.multi_worker else stream
 
     def prepare(self, model):
         """``model`` made ready for :meth:`feed`'s input: on several workers, Keras' first build
@@ -166,7 +166,7 @@ def _worker_shard_class():
     return WorkerShard
 
 
-def _WorkerShard(stream, strategy, local_devices: int):
+def _worker_shard(stream, strategy, local_devices: int):
     return _worker_shard_class()(stream, strategy, local_devices)
 
 
