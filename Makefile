@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test test-long test-fast test-container lint bench bench-train clean
+.PHONY: setup demo test test-long test-jax test-fast test-container lint bench bench-train clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,18 @@ test: setup                        ## the test suite, slow and SLURM tests inclu
 
 test-long: setup                   ## the long tests: trainings to a stated accuracy, a killed SLURM study (CI's own step)
 	$(BIN)/python -m pytest -m long
+
+# the JAX backend: jax's CPU wheel beside TensorFlow in the same venv, the training tests with
+# KERAS_BACKEND=jax (the quick job, the NOvA trainings to the TensorFlow tests' accuracies, two devices)
+JAX_TESTS := tests/test_train_run.py tests/test_train_accuracy.py::test_numu_cc_vs_rest_on_nova \
+	"tests/test_train_devices.py::test_two_devices_train_like_one_at_the_same_global_batch[jax-densify]"
+
+$(BIN)/.jax: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[test,jax]"
+	touch $@
+
+test-jax: $(BIN)/.jax              ## the training tests on the JAX backend (CI's own step; about 10 minutes)
+	KERAS_BACKEND=jax $(BIN)/python -m pytest $(JAX_TESTS)
 
 test-container: setup              ## build Singularity.def for real with Apptainer and run its %test (minutes)
 	$(BIN)/python -m pytest -m container

@@ -140,7 +140,13 @@ class Input:
             "square inputs); null: none"
         ),
     )
-    batch_size: int = field(default=32, metadata=doc("events per batch"))
+    batch_size: int = field(
+        default=32,
+        metadata=doc(
+            "events per batch on each device: a step trains on batch_size x devices x workers events "
+            "(the global batch), split across them"
+        ),
+    )
     buffer_events: int = field(
         default=256, metadata=doc("shuffle buffer in events: bounds the stream's memory")
     )
@@ -264,6 +270,33 @@ class Train:
         ),
     )
     mixed_precision: bool = field(default=False, metadata=doc("float16 compute (GPUs)"))
+    devices: str = field(
+        default="1",
+        metadata=doc(
+            "devices of each worker, data parallel: N or all (every GPU; a CPU-only host has one device, "
+            "and N > 1 there splits the CPU into N logical devices)"
+        ),
+    )
+    learning_rate_scaling: str = field(
+        default="linear",
+        metadata=doc(
+            "learning rate on R replicas (devices x workers): linear (train.learning_rate x R, as the "
+            "global batch grows R-fold), sqrt (x sqrt(R)) or none (left alone)",
+            ("linear", "sqrt", "none"),
+        ),
+    )
+    cluster: str = field(
+        default="none",
+        metadata=doc(
+            "none: one process; slurm: one worker per task of the srun step "
+            "(deploy/sbatch/train-multinode.sbatch; TensorFlow backend)",
+            ("none", "slurm"),
+        ),
+    )
+    worker_timeout: float = field(
+        default=300.0,
+        metadata=doc("train.cluster: slurm: seconds a step waits on a silent worker before the job fails"),
+    )
     tensorboard: bool = field(default=False, metadata=doc("write TensorBoard logs into the run folder"))
     verbose: int = field(
         default=1, metadata=doc("Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch")
@@ -416,6 +449,11 @@ def _check(cfg: Config) -> Config:
         raise ConfigError(f"model.dropout must be in [0, 1), got {cfg.model.dropout}")
     if cfg.features.folds < 2:
         raise ConfigError(f"features.folds must be >= 2, got {cfg.features.folds}")
+    d = cfg.train.devices
+    if d != "all" and not (d.isdigit() and int(d) >= 1):
+        raise ConfigError(f"train.devices must be all or a positive integer, got {d!r}")
+    if cfg.train.worker_timeout <= 0:
+        raise ConfigError(f"train.worker_timeout must be > 0 seconds, got {cfg.train.worker_timeout}")
     if cfg.train.checkpoint_every_steps < 0:
         raise ConfigError(
             f"train.checkpoint_every_steps must be >= 0 (0: at epoch ends only), "

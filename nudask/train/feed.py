@@ -13,6 +13,7 @@ batch the interrupted run had not trained, and every epoch of a capped run
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from .stream import BatchSource
 
@@ -30,22 +31,33 @@ class KerasStream(keras.utils.PyDataset):
         max_queue_size: int = 4,
         start: int = 0,
         stop: int | None = None,
+        copies: bool = False,
     ):
         super().__init__(
             workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
         )
         self.source, self.start, self.stop = source, start, stop
+        self.copies = copies
 
     def __len__(self) -> int:
         stop = len(self.source) if self.stop is None else min(self.stop, len(self.source))
         return max(stop - self.start, 0)
 
     def __getitem__(self, index: int):
-        return self.source.batch(self.start + index)
+        batch = self.source.batch(self.start + index)
+        if not self.copies:
+            return batch
+        # a distributed input pipeline (several replicas) holds more batches than the ring of
+        # reused buffers: its tensors may alias them, so it gets arrays of its own
+        x, *rest = batch
+        return ({k: np.array(v) for k, v in x.items()}, *rest)
 
 
-def stream(source: BatchSource, cfg_input, *, start: int = 0, stop: int | None = None) -> KerasStream:
-    """A :class:`KerasStream` with the parallelism of the ``input`` config section."""
+def stream(
+    source: BatchSource, cfg_input, *, start: int = 0, stop: int | None = None, copies: bool = False
+) -> KerasStream:
+    """A :class:`KerasStream` with the parallelism of the ``input`` config section;
+    ``copies``: batches in arrays of their own (several replicas)."""
     return KerasStream(
         source,
         workers=cfg_input.workers,
@@ -53,6 +65,7 @@ def stream(source: BatchSource, cfg_input, *, start: int = 0, stop: int | None =
         max_queue_size=cfg_input.max_queue_size,
         start=start,
         stop=stop,
+        copies=copies,
     )
 
 

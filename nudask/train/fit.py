@@ -11,9 +11,13 @@ first batch not trained), the history extended, not repeated.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import importlib.util
 import json
-from collections.abc import Sequence
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import keras
@@ -22,6 +26,7 @@ import numpy as np
 from ..errors import ConfigError, DataError, TrainingError
 from .config import Config, make_config
 from .data import Data, load_data
+from .distribute import Placement, place, scaled_learning_rate
 from .feed import EpochSync, stream
 from .models import build_model, compile_model
 from .run import (
@@ -35,6 +40,8 @@ from .run import (
     trim_trace,
     write_provenance,
 )
+from .shard import Shard
+from .stream import BatchSource
 
 RESUMABLE = {
     "train.epochs",
@@ -46,6 +53,10 @@ RESUMABLE = {
     "train.checkpoint_every_steps",
     "train.trace_batches",
     "data",
+    # the placement: a resume checks it gives the run's number of replicas
+    "train.cluster",
+    "train.devices",
+    "train.worker_timeout",
 }
 
 
@@ -76,11 +87,34 @@ class StopOnNaN(keras.callbacks.Callback):
         self._check(logs, "epoch end")
 
 
+def _sources(data: Data, cfg: Config, placement: Placement) -> tuple[BatchSource, BatchSource | None]:
+    """This worker's sources of the training and validation splits (None without validation).
+
+    Each holds global batches of ``input.batch_size`` x replicas events, of which this worker
+    takes its rank's slice; on several replicas only full batches (each replica an equal part:
+    a partial last batch is left out, a different one every epoch for the training split).
+    """
+    batch = placement.global_batch(cfg.input.batch_size)
+    shard, many = Shard(placement.rank, placement.workers), placement.replicas > 1
+
+    def of(split: str) -> BatchSource:
+        source = data.source(split, batch_size=batch, shard=shard, drop_remainder=many)
+        if len(source) == 0:
+            raise DataError(
+                f"the {split} split holds {source.n_events} events, fewer than one global batch of "
+                f"{batch} (input.batch_size x {placement.replicas} replicas): lower input.batch_size"
+            )
+        return source
+
+    return of("train"), of("validation") if cfg.split.validation > 0 else None
+
+
 def _fit(
     model,
     data: Data,
     cfg: Config,
     run: Path,
+    placement: Placement,
     *,
     initial_epoch: int,
     history: list,
@@ -88,11 +122,13 @@ def _fit(
     extra: Sequence[keras.callbacks.Callback] = (),
     start_step: int = 0,
 ):
-    source = data.source("train")
+    source, val_source = _sources(data, cfg, placement)
+    many = placement.replicas > 1
     steps = min(len(source), cfg.train.steps_per_epoch or len(source))
-    train_stream = stream(source, cfg.input, stop=steps)
-    has_val = cfg.split.validation > 0
-    val_stream = stream(data.source("validation"), cfg.input) if has_val else None
+    train_stream = stream(source, cfg.input, stop=steps, copies=many)
+    has_val = val_source is not None
+    val_stream = stream(val_source, cfg.input, copies=many) if val_source is not None else None
+    placement.prepare(model)
     monitor = cfg.train.monitor or ("val_loss" if has_val else "loss")
     checkpointer = Checkpointer(
         run,
@@ -121,23 +157,67 @@ def _fit(
             )
         )
     if cfg.train.decay_rate is not None:
-        lr0, rate = cfg.train.learning_rate, cfg.train.decay_rate
+        lr0 = scaled_learning_rate(
+            cfg.train.learning_rate, placement.replicas, cfg.train.learning_rate_scaling
+        )
+        rate = cfg.train.decay_rate
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr0 * rate**epoch))
     if cfg.train.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run / "logs")))
     callbacks += list(extra)
-    fit = {"validation_data": val_stream, "callbacks": callbacks, "verbose": cfg.train.verbose}
-    if start_step:  # the rest of the interrupted epoch, then the later epochs whole
-        keras.utils.set_random_seed(cfg.train.seed + initial_epoch)
-        rest = stream(source, cfg.input, start=start_step, stop=steps)
-        model.fit(rest, epochs=initial_epoch + 1, initial_epoch=initial_epoch, **fit)
-        initial_epoch += 1
-    if initial_epoch < cfg.train.epochs and not (start_step and model.stop_training):
-        keras.utils.set_random_seed(cfg.train.seed + initial_epoch)
-        model.fit(train_stream, epochs=cfg.train.epochs, initial_epoch=initial_epoch, **fit)
+    fit = {
+        "validation_data": placement.feed(val_stream) if has_val else None,
+        "callbacks": callbacks,
+        # the stream shuffles by (seed, epoch) itself; Keras reshuffling the batch indices
+        # would make the order hang on Python's random state, the same on every rank only by luck
+        "shuffle": False,
+        "verbose": cfg.train.verbose if placement.chief else 0,
+    }
+    try:
+        if start_step:  # the rest of the interrupted epoch, then the later epochs whole
+            keras.utils.set_random_seed(cfg.train.seed + initial_epoch)
+            rest = stream(source, cfg.input, start=start_step, stop=steps, copies=many)
+            model.fit(placement.feed(rest), epochs=initial_epoch + 1, initial_epoch=initial_epoch, **fit)
+            initial_epoch += 1
+        if initial_epoch < cfg.train.epochs and not (start_step and model.stop_training):
+            keras.utils.set_random_seed(cfg.train.seed + initial_epoch)
+            model.fit(
+                placement.feed(train_stream), epochs=cfg.train.epochs, initial_epoch=initial_epoch, **fit
+            )
+    except Exception as err:
+        if placement.workers > 1 and _collective_failure(err):
+            raise placement.failure(err) from None
+        raise
     save_model(model, run / "model_last.keras")
     if train_stream.source.dropped or (val_stream and val_stream.source.dropped):
         print(f"nudask.train: {train_stream.source.dropped} pixels beyond input.device_capacity were dropped")
+
+
+def _collective_failure(err: BaseException) -> bool:
+    """A TensorFlow error of a collective whose peer is gone (dead, hanging, unreachable)."""
+    import tensorflow as tf
+
+    e = tf.errors
+    return isinstance(err, (e.UnavailableError, e.DeadlineExceededError, e.CancelledError, e.AbortedError))
+
+
+@contextlib.contextmanager
+def _scratch(placement: Placement) -> Iterator[Path]:
+    """A worker's throw-away run folder: only the chief writes the real one."""
+    path = Path(tempfile.mkdtemp(prefix=f"nudask-train-rank{placement.rank}-"))
+    (path / "checkpoints").mkdir()
+    (path / "plots").mkdir()
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _compiled(model, data: Data, cfg: Config, placement: Placement):
+    lr = scaled_learning_rate(cfg.train.learning_rate, placement.replicas, cfg.train.learning_rate_scaling)
+    return compile_model(
+        model, data.task, dataclasses.replace(cfg.train, learning_rate=lr), axial=cfg.task.axial
+    )
 
 
 def _check_tools(cfg: Config) -> None:
@@ -167,25 +247,33 @@ def train(
     if cfg.model.name in FEATURE_MODELS:  # scikit-learn / XGBoost on metadata columns
         return train_features(cfg, config_path=config_path, argv=argv, evaluate=evaluate)
     _check_tools(cfg)
+    placement = place(cfg.train)  # before the backend starts: its devices, the other workers
     if cfg.train.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     data = load_data(cfg)
-    run = new_run_dir(cfg, config_path)
-    cfg.data = data.path
-    write_provenance(run, cfg, argv or ["nudask.train.train"], data.record())
-    keras.utils.set_random_seed(cfg.train.seed)
-    model = build_model(
-        cfg.model, data.task, data.preps, densify=cfg.input.densify, capacity=cfg.input.device_capacity
-    )
-    compile_model(model, data.task, cfg.train, axial=cfg.task.axial)
-    if cfg.report.samples > 0:
-        from .report import write_samples
+    with contextlib.ExitStack() as stack:
+        run = new_run_dir(cfg, config_path) if placement.chief else stack.enter_context(_scratch(placement))
+        cfg.data = data.path
+        write_provenance(run, cfg, argv or ["nudask.train.train"], data.record(), placement.record())
+        keras.utils.set_random_seed(cfg.train.seed)
+        with placement.scope():
+            model = build_model(
+                cfg.model,
+                data.task,
+                data.preps,
+                densify=cfg.input.densify,
+                capacity=cfg.input.device_capacity,
+            )
+            _compiled(model, data, cfg, placement)
+        if cfg.report.samples > 0 and placement.chief:
+            from .report import write_samples
 
-        write_samples(run, data, cfg.report.samples)
-    if cfg.train.verbose:
-        print(f"nudask.train: run folder {run}\nnudask.train: {json.dumps(data.summary())}", flush=True)
-    _fit(model, data, cfg, run, initial_epoch=0, history=[], state=None, extra=callbacks)
-    return _finish(run, data, evaluate, cfg.train.verbose)
+            write_samples(run, data, cfg.report.samples)
+        if cfg.train.verbose and placement.chief:
+            print(f"nudask.train: run folder {run}\nnudask.train: {json.dumps(data.summary())}", flush=True)
+            _say_placement(placement)
+        _fit(model, data, cfg, run, placement, initial_epoch=0, history=[], state=None, extra=callbacks)
+        return _finish(run, data, evaluate and placement.chief, cfg.train.verbose)
 
 
 def resume(
@@ -208,6 +296,7 @@ def resume(
         )
     cfg = make_config(load_file(run / "config.yaml"), overrides)
     _check_tools(cfg)
+    placement = place(cfg.train)
     state = load_state(run)
     data = load_data(cfg)
     recorded = json.loads((run / "dataset.json").read_text())["manifest_sha256"]
@@ -216,27 +305,59 @@ def resume(
             f"dataset '{data.path}' changed since the run started (manifest checksum "
             f"{data.checksum[:12]} != {recorded[:12]}): start a new run"
         )
-    write_provenance(run, cfg, argv or ["nudask.train.resume", str(run)], data.record())
+    _check_replicas(run, placement)
     done, step = int(state["epoch"]), int(state.get("step", 0))
     if done >= cfg.train.epochs:
-        print(f"nudask.train: {run} finished all {cfg.train.epochs} epochs; nothing to train")
-        return _finish(run, data, evaluate and not (run / "metrics.json").exists(), cfg.train.verbose)
+        if placement.chief:
+            write_provenance(
+                run, cfg, argv or ["nudask.train.resume", str(run)], data.record(), placement.record()
+            )
+            print(f"nudask.train: {run} finished all {cfg.train.epochs} epochs; nothing to train")
+        evaluate = evaluate and placement.chief and not (run / "metrics.json").exists()
+        return _finish(run, data, evaluate, cfg.train.verbose)
     from . import models  # noqa: F401  (custom layers)
 
-    model = keras.models.load_model(run / "checkpoints" / state["checkpoint"])
-    trim_trace(run, done, step)  # steps traced after the checkpoint are trained again
-    if cfg.train.verbose:
-        where = f", step {step} of epoch {done + 1}" if step else ""
-        print(f"nudask.train: resuming {run} after epoch {done} of {cfg.train.epochs}{where}", flush=True)
-    _fit(
-        model,
-        data,
-        cfg,
-        run,
-        initial_epoch=done,
-        history=load_history(run, done),
-        state=state,
-        extra=callbacks,
-        start_step=step,
-    )
-    return _finish(run, data, evaluate, cfg.train.verbose)
+    with contextlib.ExitStack() as stack:
+        out = run if placement.chief else stack.enter_context(_scratch(placement))
+        argv = argv or ["nudask.train.resume", str(run)]
+        write_provenance(out, cfg, argv, data.record(), placement.record())
+        with placement.scope():
+            model = keras.models.load_model(run / "checkpoints" / state["checkpoint"])
+        if placement.chief:
+            trim_trace(run, done, step)  # steps traced after the checkpoint are trained again
+        if cfg.train.verbose and placement.chief:
+            where = f", step {step} of epoch {done + 1}" if step else ""
+            print(f"nudask.train: resuming {run} after epoch {done} of {cfg.train.epochs}{where}", flush=True)
+            _say_placement(placement)
+        _fit(
+            model,
+            data,
+            cfg,
+            out,
+            placement,
+            initial_epoch=done,
+            history=load_history(run, done),
+            state=state,
+            extra=callbacks,
+            start_step=step,
+        )
+        return _finish(run, data, evaluate and placement.chief, cfg.train.verbose)
+
+
+def _say_placement(placement: Placement) -> None:
+    if placement.replicas > 1:
+        print(
+            f"nudask.train: {placement.replicas} replicas: {placement.workers} worker(s) x "
+            f"{len(placement.devices)} device(s) ({', '.join(placement.devices)})",
+            flush=True,
+        )
+
+
+def _check_replicas(run: Path, placement: Placement) -> None:
+    """A run resumes on as many replicas as it started on: they set its global batch and rate."""
+    recorded = json.loads((run / "environment.json").read_text()).get("placement", {}).get("replicas", 1)
+    if recorded != placement.replicas:
+        raise ConfigError(
+            f"run '{run}' trained on {recorded} replicas, this process has {placement.replicas}: "
+            "resume with the same train.devices and the same number of workers (srun tasks)"
+        )

@@ -143,13 +143,16 @@ def _devices(backend: str) -> list[str]:
     return []
 
 
-def write_provenance(run: Path, cfg: Config, argv: list[str], dataset: dict) -> None:
-    """config.yaml, command.txt (one line per invocation), environment.json, dataset.json."""
+def write_provenance(
+    run: Path, cfg: Config, argv: list[str], dataset: dict, placement: dict | None = None
+) -> None:
+    """config.yaml, command.txt (one line per invocation), environment.json (with the devices and
+    workers trained on, ``placement``), dataset.json."""
     write_text(run / "config.yaml", dump(cfg))
     line = f"{dt.datetime.now().isoformat(timespec='seconds')}  {' '.join(argv)}\n"
     with open(run / "command.txt", "a") as f:
         f.write(line)
-    write_json(run / "environment.json", environment())
+    write_json(run / "environment.json", {**environment(), "placement": placement or {"replicas": 1}})
     write_json(run / "dataset.json", dataset)
 
 

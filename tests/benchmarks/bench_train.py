@@ -14,6 +14,11 @@ train         the small CNN (jobs/train_nue_cc.yaml's, on 512 x 512 inputs) trai
               (``input.densify: device``), fits of the three interleaved ``--repeats`` times:
               steps/s (median step of a fit, median over fits) and ratios of fits made side by
               side; targets pipeline >= 2x training, stream >= 0.9x preloaded;
+devices       the small CNN on 2 logical CPU devices (train.devices: 2, MirroredStrategy) against
+              one device, each device one core (one intra-op thread), the same per-device batch:
+              the speed-up against the ideal 2x (target >= 0.8x), beside a CPU control task (two
+              single-threaded matrix-product processes against one: what the machine gives now);
+              fresh processes, interleaved ``--repeats`` times (``--devices-only``: this alone);
 seed 000      the pickled pandas DataFrame of scipy.sparse COO planes (the seed's .pkl), loaded
               whole and densified per batch, against nudask's stream, each in a fresh process:
               time to first batch, peak memory (RSS growth), events/s over one epoch.
@@ -266,6 +271,108 @@ def training(path: str, batch: int, workers: int, steps: int, repeats: int) -> d
     return out
 
 
+# -- two logical devices ------------------------------------------------------------------------------
+def child_devices(n: int, steps: int, batch: int) -> dict:
+    """Events/s of the small CNN (3 views of 128 x 128) on ``n`` logical CPU devices, one core each."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)  # one core per device
+    tf.config.threading.set_inter_op_parallelism_threads(n)  # the devices' ops side by side
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+    import keras
+
+    from nudask.train.config import Model, Train
+    from nudask.train.distribute import Placement
+    from nudask.train.models import build_model, compile_model
+    from nudask.train.prepare import ViewPrep
+    from nudask.train.targets import Task
+
+    names = [d.name for d in tf.config.list_logical_devices("CPU")]
+    place = Placement("tensorflow", names, strategy=tf.distribute.MirroredStrategy(names) if n > 1 else None)
+    preps = {v: ViewPrep(v, (128, 128), (128, 128)) for v in VIEWS}
+    task = Task("nue_cc", "binary", ("rest", "nue_cc"))
+    with place.scope():
+        keras.utils.set_random_seed(0)
+        model = build_model(Model(filters=[16, 32], pool=[4, 4], dense=64, dropout=0.0), task, preps)
+        compile_model(model, task, Train())
+    g = batch * n  # the global batch: ``batch`` per device
+    rng = np.random.default_rng(0)
+    x = {v: rng.random((g * steps, 128, 128, 1), dtype=np.float32) for v in VIEWS}
+    y = rng.integers(0, 2, (g * steps, 1)).astype(np.float32)
+    timer = StepTimer()
+    model.fit(x, y, batch_size=g, epochs=1, shuffle=False, verbose=0, callbacks=[timer.cb])
+    import statistics
+
+    return {"events_s": g / statistics.median(timer.steps())}
+
+
+def child_control(n: int, seconds: float) -> dict:
+    """Matrix products per second of ``n`` single-threaded processes together (the CPU control)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(n) as ex:
+        return {"products_s": sum(ex.map(_products, [seconds] * n))}
+
+
+def _products(seconds: float) -> float:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    from threadpoolctl import threadpool_limits
+
+    a = np.random.default_rng(0).random((256, 256))
+    with threadpool_limits(1):
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            a @ a
+            n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def devices(repeats: int, steps: int, batch: int) -> dict:
+    """Two logical devices against one, and the control, each in fresh processes, interleaved."""
+    import statistics
+
+    runs: dict[str, list[float]] = {"one": [], "two": [], "c1": [], "c2": []}
+    for _ in range(repeats):
+        runs["one"].append(in_child("devices", "1", str(steps), str(batch))["events_s"])
+        runs["c1"].append(in_child("control", "1", "5")["products_s"])
+        runs["two"].append(in_child("devices", "2", str(steps), str(batch))["events_s"])
+        runs["c2"].append(in_child("control", "2", "5")["products_s"])
+    speedup = statistics.median(t / o for t, o in zip(runs["two"], runs["one"]))
+    control = statistics.median(t / o for t, o in zip(runs["c2"], runs["c1"]))
+    return {
+        "one": statistics.median(runs["one"]),
+        "two": statistics.median(runs["two"]),
+        "speedup": speedup,
+        "of_ideal": speedup / 2,
+        "control": control,
+        "runs": {k: [round(v, 2) for v in vs] for k, vs in runs.items()},
+    }
+
+
+def device_rows(d: dict, batch: int) -> list[tuple]:
+    ok = "pass" if d["of_ideal"] >= 0.8 else "FAIL"
+    return [
+        ("small CNN, 1 device (1 core)", d["one"], f"events/s (batch {batch}, 3 x 128x128)", "", ""),
+        (
+            "small CNN, 2 logical devices (1 core each)",
+            d["two"],
+            f"events/s (global batch {2 * batch})",
+            "",
+            "",
+        ),
+        ("2 devices / 1 device", d["speedup"], "x (paired, fresh processes)", "", ""),
+        ("... of the ideal 2x", d["of_ideal"], "x", ">= 0.8", ok),
+        (
+            "CPU control: 2 processes / 1",
+            d["control"],
+            "x (matrix products; the machine's 2 cores now)",
+            "",
+            "",
+        ),
+    ]
+
+
 # -- the seed-000 way ---------------------------------------------------------------------------------
 def write_pickle(path: str, pkl: str) -> None:
     """The seed's format: a pandas DataFrame, one row per event, a scipy.sparse COO matrix per plane."""
@@ -463,6 +570,12 @@ def main() -> None:
     p.add_argument("--markdown", action="store_true")
     p.add_argument("--pipeline-only", action="store_true", help="measure the stream alone (minutes less)")
     p.add_argument(
+        "--devices-only", action="store_true", help="measure 2 logical devices against one (no dataset)"
+    )
+    p.add_argument(
+        "--device-steps", type=int, default=12, help="steps per device fit (the first 2 not timed)"
+    )
+    p.add_argument(
         "--accuracy",
         action="store_true",
         help="instead: train the job configs on simulated data and print the accuracies",
@@ -478,12 +591,20 @@ def main() -> None:
         return
     if a.child:
         kind, *rest = a.child
-        res = (
-            child_pickle(rest[0], int(rest[1]))
-            if kind == "pickle"
-            else child_nudask(rest[0], int(rest[1]), int(rest[2]))
-        )
+        if kind == "devices":
+            res = child_devices(int(rest[0]), int(rest[1]), int(rest[2]))
+        elif kind == "control":
+            res = child_control(int(rest[0]), float(rest[1]))
+        elif kind == "pickle":
+            res = child_pickle(rest[0], int(rest[1]))
+        else:
+            res = child_nudask(rest[0], int(rest[1]), int(rest[2]))
         print(json.dumps(res))
+        return
+    if a.devices_only:
+        d = devices(a.repeats, a.device_steps, a.batch)
+        print(f"devices: {json.dumps(d)}", flush=True)
+        print(table(device_rows(d, a.batch), a.markdown))
         return
     folder = a.keep or tempfile.mkdtemp(prefix="nudask-bench-train-")
     path = build(folder, a.events, a.copies)
@@ -496,6 +617,8 @@ def main() -> None:
         return
     tr = training(path, a.batch, a.train_workers, a.steps, a.repeats)
     print(f"training: {json.dumps(tr)}", flush=True)
+    dev = devices(a.repeats, a.device_steps, a.batch)
+    print(f"devices: {json.dumps(dev)}", flush=True)
     seed = in_child("pickle", pkl, str(a.batch))
     ours = in_child("nudask", path, str(a.batch), str(a.workers))
     from nudask.dataset import open_dataset
@@ -541,6 +664,7 @@ def main() -> None:
         ),
         ("training, densified on the device", tr["device"], "batches/s", "", ""),
         ("device / host densify training", tr["device/stream"], "x (paired)", "(measure)", ""),
+        *device_rows(dev, a.batch),
         ("seed-000 .pkl: time to first batch", seed["first_batch_s"], "s", "", ""),
         (
             "nudask: time to first batch",
