@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import time
@@ -144,7 +145,14 @@ def test_deploy_scripts_parse(script):
 def test_train_gpu_template_uses_the_image_on_a_gpu():
     text = (DEPLOY / "sbatch" / "train-gpu.sbatch").read_text()
     assert "#SBATCH --gres=gpu:1" in text.splitlines()
-    assert re.search(r'apptainer exec --nv "\$SIF" python -m nudask\.train "\$DATA" "\$@"', text)
+    from nudask.train.__main__ import parser as train_parser
+
+    line = re.search(r'apptainer exec --nv "\$SIF" python -m nudask\.train (.*)', text)
+    assert line, "the template runs nudask.train from the image"
+    # the arguments it passes are ones nudask.train takes (a positional dataset is not)
+    argv = shlex.split(line.group(1).replace('"$DATA"', "ds.parquet").replace('"$@"', "--no-evaluate"))
+    args = train_parser().parse_args(argv)
+    assert args.data == "ds.parquet" and args.no_evaluate
 
 
 def test_missing_infrastructure_skips_but_fails_under_ci(monkeypatch):
