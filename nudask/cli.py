@@ -109,8 +109,6 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--eight-bit", action="store_true", help="store 8-bit values (lossy, PNG-like)")
     s.add_argument("--scheduler", help="address of a running Dask scheduler to use")
     s.add_argument("--workers", type=int, help="workers of the local cluster (default: one per core)")
-    from .cluster import parse_cluster_option
-
     s.add_argument(
         "--cluster",
         metavar="PROFILE",
@@ -126,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--cluster-option",
         action="append",
-        type=parse_cluster_option,
+        type=_key_value,  # cluster.parse_cluster_option, without importing distributed
         default=[],
         metavar="KEY=VALUE",
         help="override a profile option, e.g. --cluster-option walltime=08:00:00 --cluster-option queue=long",
@@ -232,7 +230,6 @@ def _preprocess(a: argparse.Namespace) -> None:
     from distributed import Client
 
     from .cluster import local_cluster
-    from .describe import format_summary, summarize
     from .pipeline import preprocess
 
     kwargs = dict(
@@ -276,6 +273,8 @@ def _preprocess(a: argparse.Namespace) -> None:
             cluster.close()
     else:
         ds = preprocess(a.inputs, a.out, **kwargs)
+    from .describe import format_summary, summarize  # pandas: after the run, not before its first part
+
     print(format_summary(summarize(ds, sample=0)))
 
 
