@@ -6,6 +6,10 @@ import h5py
 import numpy as np
 import pytest
 
+from nudask.cli import main
+from nudask.errors import ConfigError
+from nudask.events import Chunk
+from nudask.readers import get_reader
 from nudask.readers.wire_geometry import get_geometry
 from nudask.simulate import simulate_microboone, simulate_nova
 
@@ -173,9 +177,12 @@ def dense_planes(data, event):
 def test_waveforms_agree_with_hits(withwire):
     data = read(withwire)
     hits = data["hit_table"]
-    assert np.all(data["wire_table"]["adc"] >= 0)
+    undershoot = []
     for event, rows in spans(hits).items():
         planes = dense_planes(data, event)
+        # induction pulses are bipolar, collection pulses unipolar: only noise (1 ADC) dips below 0
+        undershoot.append([-q.min() / q.max() for q in planes[:2]])
+        assert planes[2].min() > -6
         p, w = hits["local_plane"][rows, 0], hits["local_wire"][rows, 0]
         t = hits["local_time"][rows, 0].astype(int)
         assert np.array_equal(hits["hit_id"][rows, 0], np.arange(len(p)))
@@ -189,6 +196,7 @@ def test_waveforms_agree_with_hits(withwire):
             )
         occupancy = np.mean([np.count_nonzero(q) / q.size for q in planes])
         assert 0 < occupancy < 0.05
+    assert 0.03 < np.median(undershoot) < 0.2
 
 
 def test_chunk_layout_does_not_change_data(tmp_path, withwire):
@@ -327,6 +335,73 @@ def test_bad_arguments_and_atomic_overwrite(tmp_path):
     assert simulate_microboone(str(p), n_events=2, geometry="small") == p
     assert len(read(p)["event_table"]["is_cc"]) == 2
     assert sorted(q.name for q in tmp_path.iterdir()) == ["x.h5"]
+
+
+def nonzero_fraction(path) -> float:
+    with h5py.File(path) as f:
+        adc = f["wire_table/adc"]
+        return sum(np.count_nonzero(adc[i : i + 4000]) for i in range(0, adc.shape[0], 4000)) / adc.size
+
+
+def test_cosmics_option_sets_the_density(tmp_path, monkeypatch):
+    """On the full geometry the sparse overlay is about half as dense as the real one."""
+    from nudask.simulate import microboone
+
+    samples = []
+    waveforms = microboone._waveforms
+
+    def spy(*args):
+        keys, vals, sample_keys = waveforms(*args)
+        samples.append(len(keys))
+        return keys, vals, sample_keys
+
+    monkeypatch.setattr(microboone, "_waveforms", spy)
+    for c in ("sparse", "real"):  # NoWire: the same waveforms are simulated, not compressed
+        simulate_microboone(tmp_path / f"{c}.h5", n_events=1, seed=4, cosmics=c, with_wire=False)
+    assert samples[0] < 0.7 * samples[1]
+    small = {}
+    for c in (0, 12):  # an integer is the mean number of muons per readout
+        p = simulate_microboone(tmp_path / f"{c}.h5", n_events=4, seed=4, geometry="small", cosmics=c)
+        small[c] = read(p)
+        assert sum(samples[-4:]) == np.count_nonzero(small[c]["wire_table"]["adc"])
+    assert (
+        np.count_nonzero(small[0]["wire_table"]["adc"]) < np.count_nonzero(small[12]["wire_table"]["adc"]) / 3
+    )
+    assert len(small[0]["hit_table"]["hit_id"]) < len(small[12]["hit_table"]["hit_id"]) / 3
+    for col, values in small[0]["event_table"].items():  # the overlay leaves the neutrinos alone
+        np.testing.assert_array_equal(values, small[12]["event_table"][col])
+
+
+@pytest.mark.parametrize("bad", ["dense", -1, 2.5, True, None])
+def test_cosmics_option_refuses_bad_values(tmp_path, bad):
+    with pytest.raises(ConfigError, match=r"cosmics must be 'real', 'sparse' or a mean number of muons"):
+        simulate_microboone(tmp_path / "x.h5", geometry="small", cosmics=bad)
+    assert not list(tmp_path.iterdir())
+
+
+def test_cosmics_option_from_the_command_line(tmp_path, capsys):
+    argv = ["simulate", str(tmp_path), "--format", "microboone", "--events", "2", "-O", "geometry=small"]
+    assert main([*argv, "-O", "cosmics=0"]) == 0
+    with h5py.File(tmp_path / "bnb_WithWire_00.h5") as f:
+        assert f["event_table/is_cc"].shape == (2, 1)
+    assert main([*argv, "-O", "cosmics=lots"]) == 2
+    assert "cosmics must be 'real', 'sparse' or a mean number of muons per readout" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sample", "mb_per_event"), [("bnb", 1.8), ("nue", 2.0)])
+def test_full_geometry_weighs_like_the_public_files(tmp_path, sample, mb_per_event):
+    """The public WithWire files: 1.8 MB per event (inclusive), 2.0 MB (nue), all tables included."""
+    n = 4
+    p = simulate_microboone(tmp_path / f"{sample}_WithWire_00.h5", n_events=n, seed=5, sample=sample)
+    assert abs(p.stat().st_size / n / 1e6 / mb_per_event - 1) < 0.15
+    assert 0.005 < nonzero_fraction(p) < 0.008  # the public files: about 0.75 %
+    reader = get_reader("microboone")
+    pixels = [
+        sum(len(im.values) for im in ev.images.values())
+        for ev in reader.read(Chunk(str(p), "microboone", 0, n))
+    ]
+    assert 40_000 < np.mean(pixels) < 100_000  # the public files: about 77,000
 
 
 def test_full_geometry_occupancy(tmp_path):

@@ -45,13 +45,15 @@ class MicroBooNEReader(Reader):
         "sample": "bnb (inclusive, default) or nue (nue CC enriched)",
         "geometry": "microboone (full, default) or small (fast tests)",
         "with_wire": "true (WithWire files, default) or false (NoWire)",
+        "cosmics": "real (default: ~24 cosmic muons per readout, the public files' density), sparse "
+        "(1-5, the earlier releases' files) or a mean number of muons per readout",
     }
     RUNS: ClassVar[dict[str, int]] = {"bnb": 5000, "nue": 7000}  # distinct event ids across samples
 
     @classmethod
     def simulate(
         cls, out: str, *, files: int, events: int, seed: int, sample: str = "bnb",
-        geometry: str = "microboone", with_wire: bool = True,
+        geometry: str = "microboone", with_wire: bool = True, cosmics: str | int = "real",
     ) -> list[str]:  # fmt: skip
         from ..simulate import simulate_microboone
 
@@ -67,6 +69,7 @@ class MicroBooNEReader(Reader):
                     sample=sample,
                     geometry=geometry,
                     with_wire=with_wire,
+                    cosmics=cosmics,
                     first_event=1 + k * events,
                     run=cls.RUNS[sample],
                     subrun=seed * 100 + k,

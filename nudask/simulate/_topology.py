@@ -198,8 +198,13 @@ class Trajectories:
             category=MICHEL,
         )
 
-    def cosmic(self, geom: WireGeometry) -> None:
-        """A through-going cosmic muon (no truth: overlay data) at a random readout time."""
+    def cosmic(self, geom: WireGeometry, whole_window: bool = False) -> None:
+        """A through-going cosmic muon (no truth: overlay data) at a random readout time.
+
+        By default it crosses at a time that puts most of its charge inside the readout;
+        ``whole_window`` draws the time uniformly over every crossing that reaches it, from
+        a drift time before the window opens (charge near the anode only) to its end.
+        """
         rng = self.rng
         cos_t = rng.random() ** 0.25  # ~cos^2 zenith flux through a horizontal surface
         phi = rng.uniform(0, 2 * np.pi)
@@ -212,7 +217,10 @@ class Trajectories:
         t_in = np.nanmax(np.minimum(t1, t2))
         t_out = np.nanmin(np.maximum(t1, t2))
         drift = geom.x_max / geom.drift_cm_per_tick
-        t0 = rng.uniform(-geom.trigger_tick - 0.3 * drift, geom.ticks - geom.trigger_tick - 0.7 * drift)
+        if whole_window:
+            t0 = rng.uniform(-geom.trigger_tick - drift, geom.ticks - geom.trigger_tick)
+        else:
+            t0 = rng.uniform(-geom.trigger_tick - 0.3 * drift, geom.ticks - geom.trigger_tick - 0.7 * drift)
         pts = self.polyline(p + t_in * d, d, t_out - t_in, rng.uniform(2e3, 2e4), step=5.0)
         self.deposit(pts, MIP_DEDX, 0, t0)
 

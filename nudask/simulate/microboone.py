@@ -2,14 +2,26 @@
 
 Each event is one toy neutrino interaction (``sample="bnb"``: about 70 % numu
 CC, 3 % numubar CC, 1.5 % nue CC, 25.5 % NC; ``sample="nue"``: nue CC, 10 %
-nuebar) overlaid with 1-5 through-going cosmic muons at random readout times.
+nuebar) overlaid with through-going cosmic muons at random readout times.
 Charge is sampled every 0.4 mm along the trajectories, binned per (wire, tick)
-on the three planes and shaped into Gaussian pulses (sigma 4-8 ticks, growing
-with drift); ``adc`` is exactly zero outside the pulses. On the full geometry
-about 0.34 % of the samples are non-zero on average (0.05-0.7 % per event) and
-a MIP pulse peaks at ~45 ADC on the collection plane, ~23 on induction.
+on the three planes and shaped into pulses; ``adc`` is exactly zero outside
+regions of interest around them. ``cosmics`` sets the overlay and the pulses:
+
+- ``"real"`` (default): a Poisson mean of 24 muons per readout (``REAL_COSMICS``:
+  the surface rate over the window a muon's charge can reach), deconvolved pulses
+  of sigma 2.5-4 ticks, bipolar residue on the induction planes, 1 ADC of noise
+  inside regions of interest (``REAL_PULSES``). On the full geometry this gives
+  the public files' weight: about 1.9 MB per event (bnb and nue), 0.63 % of
+  samples non-zero and ~65,000 rendered pixels per event (35,000-115,000). A MIP
+  hit peaks at ~80 ADC on the collection plane, ~50 on induction.
+- ``"sparse"``: the files of earlier releases, exactly: 1-5 muons, unipolar
+  Gaussian pulses of sigma 4-8 ticks, no noise; on the full geometry about
+  1.1 MB per event and 0.34 % of samples non-zero (0.05-0.7 % per event).
+- an integer: that mean number of muons with the real pulses.
+
 ``hit_table`` holds one hit per run of non-zero ticks on a wire (split every
-64 ticks); ``edep_table`` the energy each neutrino particle left in each hit.
+64 ticks; every hit holds a positive peak); ``edep_table`` the energy each
+neutrino particle left in each hit.
 
 Quirks the files contain on purpose (real files have them, readers must cope):
 
@@ -44,14 +56,15 @@ from __future__ import annotations
 
 import os
 import pathlib
+from dataclasses import dataclass
 
 import h5py
 import numpy as np
 
 from ..errors import ConfigError
-from ..readers.wire_geometry import WireGeometry, get_geometry
+from ..readers.wire_geometry import MICROBOONE, WireGeometry, get_geometry
 from ._h5write import I4, _AdcWriter, _write_table
-from ._signal import _edeps, _hits, _plane_wire, _waveforms
+from ._signal import SPARSE_PULSES, PulseModel, _edeps, _hits, _plane_wire, _waveforms
 from ._topology import (
     Trajectories,
     add_final_state,
@@ -74,6 +87,24 @@ SAMPLES = {  # (nu_pdg, is_cc, probability)
     "nue": [(12, 1, 0.90), (-12, 1, 0.10)],
 }
 INVISIBLE_NC = 0.15
+# Cosmic overlay at the real files' density. Sea-level muons cross a horizontal surface at
+# ~1 per cm^2 per minute (~170 Hz/m^2): ~4.4 kHz through the TPC's 2.56 x 10.37 m top face.
+# A muon's charge reaches the 6400-tick (3.2 ms) readout if it crossed from one full drift
+# (4660 ticks, 2.3 ms) before the window opens to its end: 5.5 ms of crossings, ~24 muons.
+REAL_COSMICS = 24.0
+REAL_PULSES = PulseModel(
+    # deconvolved pulses: ~1 us of electronics shaping left after the deconvolution filter,
+    # plus longitudinal diffusion (D_L ~ 6 cm^2/s: sigma ~3 ticks after the full 2.3 ms drift)
+    sigma0=(3.0, 3.0, 2.5),
+    diffusion=0.002,
+    bipolar=(0.8, 0.8, 0.0),  # induction planes keep a bipolar residue (~7 % undershoot)
+    # noise of 1 ADC (a MIP hit peaks at ~80 ADC on the collection plane, ~50 on induction);
+    # regions of interest open at 8 ADC, which noise alone does not reach, and keep a tick
+    # either side
+    noise_rms=1.0,
+    threshold=8.0,
+    pad=1,
+)
 F4, S64 = "f4", "S64"
 SCHEMA = {  # table -> (column, dtype, width); event_id is added to every table
     "event_table": [
@@ -134,6 +165,7 @@ def simulate_microboone(
     chunk_rows: int = 1000,
     missing_wire_fraction: float = 0.002,
     shuffle_wires: bool = True,
+    cosmics: str | int = "real",
 ) -> pathlib.Path:
     """Write a toy MicroBooNE OpenSamples file (WithWire, or NoWire with ``with_wire=False``).
 
@@ -162,6 +194,13 @@ def simulate_microboone(
         Fraction of dead wires (no wire_table row, no hits), the same in every event.
     shuffle_wires : bool
         Shuffle the wire rows of each event.
+    cosmics : {"real", "sparse"} or int
+        Cosmic overlay and pulse shapes. ``"real"``: a Poisson mean of ``REAL_COSMICS`` (24)
+        muons per readout over the whole visible window (scaled to the geometry's window),
+        narrow bipolar/unipolar pulses in padded regions of interest with noise: the public
+        files' density. ``"sparse"``: 1-5 muons and wide unipolar pulses, exactly the files
+        of earlier releases (about half as dense). An integer: that Poisson mean with the
+        real pulse shapes.
 
     Returns
     -------
@@ -175,6 +214,7 @@ def simulate_microboone(
     if not 0 <= missing_wire_fraction < 1:
         raise ConfigError(f"missing_wire_fraction must be in [0, 1), got {missing_wire_fraction}")
     geom = get_geometry(geometry)
+    overlay = _Overlay.of(cosmics, geom)
     subrun = 1 + seed % 1000 if subrun is None else subrun
     ids = np.array([[run, subrun, first_event + k] for k in range(n_events)], np.int32)
     dead = np.zeros(geom.n_wires, bool)
@@ -201,7 +241,7 @@ def simulate_microboone(
             with _AdcWriter(adc, compression_level) as writer:
                 for k in range(n_events):
                     rng = np.random.default_rng([seed, 1, k])
-                    keys, vals = _event(k, rng, sample, geom, scale, dead, rows)
+                    keys, vals = _event(k, rng, sample, geom, scale, dead, rows, overlay)
                     if adc is not None:
                         order = rng.permutation(live) if shuffle_wires else live
                         row_of = np.full(geom.n_wires, -1, np.int64)
@@ -223,7 +263,7 @@ def simulate_microboone(
     return path
 
 
-def _event(k, rng, sample, geom, scale, dead, rows) -> tuple[np.ndarray, np.ndarray]:
+def _event(k, rng, sample, geom, scale, dead, rows, overlay) -> tuple[np.ndarray, np.ndarray]:
     """Simulate event ``k`` into ``rows``; return its sparse waveforms (wire*ticks+tick, adc)."""
     mix = SAMPLES[sample]
     nu_pdg, is_cc, _ = mix[rng.choice(len(mix), p=[m[2] for m in mix])]
@@ -239,8 +279,8 @@ def _event(k, rng, sample, geom, scale, dead, rows) -> tuple[np.ndarray, np.ndar
     tr = Trajectories(rng, scale)
     if is_cc or rng.random() >= INVISIBLE_NC:
         add_final_state(tr, bool(is_cc), nu_pdg, vtx, nu_dir, e_nu, e_lep)
-    for _ in range(rng.integers(1, 6)):
-        tr.cosmic(geom)
+    for _ in range(overlay.count(rng)):
+        tr.cosmic(geom, whole_window=not overlay.sparse)
     rows["event_table"].append(
         (
             k,
@@ -261,11 +301,39 @@ def _event(k, rng, sample, geom, scale, dead, rows) -> tuple[np.ndarray, np.ndar
         rows["particle_table"].append((k, _particle_columns(tr.particles, geom)))
     s = tr.samples()
     s = {c: v[inside(s["pos"], geom)] for c, v in s.items()}
-    keys, vals, sample_keys = _waveforms(s, geom, dead)
+    keys, vals, sample_keys = _waveforms(s, geom, dead, overlay.pulses, rng)
     hits, first, last = _hits(keys, vals, geom)
     rows["hit_table"].append((k, hits))
     rows["edep_table"].append((k, _edeps(sample_keys, s, first, last)))
     return keys, vals
+
+
+@dataclass(frozen=True)
+class _Overlay:
+    """Cosmic muons per readout and the pulse shapes of one ``cosmics=`` choice."""
+
+    sparse: bool
+    mean: float
+    pulses: PulseModel
+
+    @classmethod
+    def of(cls, cosmics: str | int, geom: WireGeometry) -> _Overlay:
+        if cosmics == "sparse":
+            return cls(True, 3.0, SPARSE_PULSES)
+        if cosmics == "real":
+            # the rate per readout grows with the visible window: readout plus one drift
+            window = geom.ticks + geom.x_max / geom.drift_cm_per_tick
+            full = MICROBOONE.ticks + MICROBOONE.x_max / MICROBOONE.drift_cm_per_tick
+            return cls(False, REAL_COSMICS * window / full, REAL_PULSES)
+        if isinstance(cosmics, (int, np.integer)) and not isinstance(cosmics, bool) and cosmics >= 0:
+            return cls(False, float(cosmics), REAL_PULSES)
+        raise ConfigError(
+            f"cosmics must be 'real', 'sparse' or a mean number of muons per readout (an integer >= 0), "
+            f"got {cosmics!r}"
+        )
+
+    def count(self, rng: np.random.Generator) -> int:
+        return int(rng.integers(1, 6)) if self.sparse else int(rng.poisson(self.mean))
 
 
 def _particle_columns(parts: list[dict], geom) -> dict[str, np.ndarray]:
