@@ -377,7 +377,6 @@ def preprocess(
         events_per_chunk, eight_bit, row_group_events, compression, compression_level, rdr.storage_hints
     )
     from .cluster import client_or_local
-    from .dataset import open_dataset  # the reading side (pandas): here, not on the workers
     from .monitor import monitor_run
 
     with contextlib.ExitStack() as stack:
@@ -424,7 +423,7 @@ def preprocess(
         if not todo and is_complete(out) and _manifest_matches(out, done):
             if progress:
                 print(f"nudask: {out} is complete; nothing to do", flush=True)
-            return open_dataset(out)
+            return _opened(out)
         if progress and done:
             print(f"nudask: resuming: {len(done)} of {len(the_plan.tasks)} chunks already written")
 
@@ -467,6 +466,13 @@ def preprocess(
             + (f"; {n_fail} failed (see {MANIFEST})" if n_fail else ""),
             flush=True,
         )
+    return _opened(out)
+
+
+def _opened(out: str) -> Dataset:
+    """The dataset written at ``out``; the reading side (pandas) is imported only now."""
+    from .dataset import open_dataset
+
     return open_dataset(out)
 
 

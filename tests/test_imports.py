@@ -126,9 +126,9 @@ def test_the_command_line_does_not_import_keras():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-# Heavy modules by where they may load: none for `import nudask` or `nudask --help`; the
-# modules of a preprocess task (what every worker imports before its first part) skip the
-# reading, plotting and training side.
+# Heavy modules by where they may load: none for `import nudask` or `nudask --help` (every
+# spawned worker re-imports the command's __main__); the modules of a preprocess task skip
+# the reading, plotting and training side (pyarrow loads pandas later, at its first array).
 NEVER_AT_START = ["tensorflow", "keras", "torch", "jax", "matplotlib", "bokeh", "optuna", "PIL"]
 READING_SIDE = ["pandas", "pyarrow.dataset", "sklearn", "scipy"]
 LOADED = "import json, sys\nprint(json.dumps(sorted(sys.modules)))"
