@@ -107,6 +107,11 @@ def _parser() -> argparse.ArgumentParser:
         "--update", action="store_true", help="redo the chunks of inputs changed since the last run"
     )
     s.add_argument("--eight-bit", action="store_true", help="store 8-bit values (lossy, PNG-like)")
+    s.add_argument(
+        "--values",
+        choices=("exact", "float16"),
+        help="exact: values as read (default); float16: half floats, relative error <= 2^-11 (0.049 %%)",
+    )
     s.add_argument("--scheduler", help="address of a running Dask scheduler to use")
     s.add_argument("--workers", type=int, help="workers of the local cluster (default: one per core)")
     s.add_argument(
@@ -240,6 +245,7 @@ def _preprocess(a: argparse.Namespace) -> None:
         overwrite=a.overwrite,
         update=a.update,
         eight_bit=a.eight_bit or None,
+        values=a.values,
     )
     tls = {k: getattr(a, k) for k in ("tls", "tls_cert", "tls_key", "tls_ca") if getattr(a, k) is not None}
     options = {**dict(a.cluster_option), **tls}

@@ -40,7 +40,10 @@ class ViewSpec:
     view is stored: ``coo`` (the non-zero entries) or ``dense`` (every pixel).
     ``channels`` names the value channels that share one set of coordinates,
     with their dtypes; the first is the view's ``dtype`` (default: one
-    channel ``value``).
+    channel ``value``). ``coo_layout`` says how a COO view's coordinates are
+    stored (see :mod:`nudask.schema`): ``runs`` along the last axis (what
+    nudask writes) or ``pairs``, one coordinate per entry and axis (schema v1
+    and v2 datasets).
     """
 
     name: str
@@ -50,10 +53,15 @@ class ViewSpec:
     vmax: float | None = None  # largest value (saturation), for 8-bit storage
     kind: str = "coo"
     channels: tuple[tuple[str, str], ...] = ()
+    coo_layout: str = "runs"
 
     def __post_init__(self):
         if self.kind not in VIEW_KINDS:
             raise ValueError(f"view '{self.name}': kind must be one of {VIEW_KINDS}, got {self.kind!r}")
+        if self.coo_layout not in COO_LAYOUTS:
+            raise ValueError(
+                f"view '{self.name}': coo_layout must be one of {COO_LAYOUTS}, got {self.coo_layout!r}"
+            )
         if len(self.axes) != len(self.shape):
             raise ValueError(f"view '{self.name}': {len(self.axes)} axes but a {len(self.shape)}-D shape")
         channels = tuple((str(c), str(t)) for c, t in self.channels) or (("value", self.dtype),)
@@ -68,6 +76,7 @@ class ViewSpec:
 
 
 VIEW_KINDS = ("coo", "dense")
+COO_LAYOUTS = ("runs", "pairs")
 
 
 @dataclass(frozen=True, eq=False)

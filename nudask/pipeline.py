@@ -41,7 +41,7 @@ from .resume import (
     prepare_output,
     record_inputs,
 )
-from .schema import SCHEMA_VERSION, build_schema, merge_fields, merge_views
+from .schema import SCHEMA_VERSION, VALUE_STORAGE, build_schema, merge_fields, merge_views
 
 if TYPE_CHECKING:
     from .dataset import Dataset
@@ -137,6 +137,7 @@ def plan(
     events_per_chunk: int,
     on_error: str,
     eight_bit: bool,
+    values: str = "exact",
     client=None,
 ) -> Plan:
     """Split every input into chunks and merge their views; bad inputs raise or are set aside.
@@ -170,7 +171,7 @@ def plan(
         chunks += fp.chunks
         result.inputs.append(InputFile(fp.path, fp.size, fp.chunks[-1].stop, mtime=fp.mtime))
     if views is not None and fields is not None:
-        result.schema = build_schema(views, fields, eight_bit=eight_bit)
+        result.schema = build_schema(views, fields, eight_bit=eight_bit, values=values)
     result.tasks = group_chunks(chunks, events_per_chunk)
     return result
 
@@ -314,14 +315,21 @@ def _hinted(key: str, value, hint):
     return got
 
 
-def _settings(events_per_chunk, eight_bit, row_group_events, compression, compression_level, hints=None):
+def _settings(
+    events_per_chunk, eight_bit, row_group_events, compression, compression_level, hints=None, values=None
+):
     hints = hints or {}
     settings = {
         "events_per_chunk": int(
             _hinted("preprocess.events-per-chunk", events_per_chunk, hints.get("events_per_chunk"))
         ),
         "eight_bit": bool(config.get("storage.eight-bit", eight_bit)),
+        "values": str(config.get("storage.values", values)),
     }
+    if settings["values"] not in VALUE_STORAGE:
+        raise ConfigError(
+            f"values (storage.values) must be one of {list(VALUE_STORAGE)}, got {settings['values']!r}"
+        )
     storage = {
         "row_group_events": int(
             _hinted("storage.row-group-events", row_group_events, hints.get("row_group_events"))
@@ -343,6 +351,7 @@ def preprocess(
     overwrite: bool = False,
     update: bool = False,
     eight_bit: bool | None = None,
+    values: str | None = None,
     row_group_events: int | None = None,
     compression: str | None = None,
     compression_level: int | None = None,
@@ -364,6 +373,11 @@ def preprocess(
     whose size, mtime (or recorded sha256) changed since is refused, or its
     chunks are redone with ``update=True``.
 
+    ``eight_bit=True`` stores the first channel of views with a saturation as
+    8-bit codes; ``values="float16"`` stores the other floating value channels
+    as half floats (relative error at most 2^-11, see :mod:`nudask.schema`);
+    ``values="exact"`` (default) keeps them as the reader gives them.
+
     Returns the dataset, opened.
     """
     on_error = config.get("preprocess.on-error", on_error)
@@ -374,8 +388,9 @@ def preprocess(
     paths = expand_inputs(inputs, on_error=on_error)
     rdr = named or get_reader(guess_reader(paths[0]), **(reader_options or {}))
     settings, storage = _settings(
-        events_per_chunk, eight_bit, row_group_events, compression, compression_level, rdr.storage_hints
-    )
+        events_per_chunk, eight_bit, row_group_events, compression, compression_level, rdr.storage_hints,
+        values,
+    )  # fmt: skip
     from .cluster import client_or_local
     from .monitor import monitor_run
 

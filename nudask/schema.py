@@ -2,27 +2,49 @@
 
 One row per event. Columns, in order:
 
-========================  ==========================================================
-``source_file``           input file path (string)
-``event_index``           row of the event in its source file (int64)
-``run, subrun, event``    event identity (int64)
-metadata columns          truth by their source names; scalars as they are, vectors
-                          as fixed-size lists, byte strings as strings
-``{view}_shape``          image shape of the event's view (sizes may vary per event),
-                          fixed-size list of int32
-``{view}_{axis}``         COO views only: coordinate along each axis (e.g. ``u_wire``,
-                          ``u_time``), list of the smallest unsigned int that holds the
-                          largest extent, entries in C order
-``{view}_{channel}``      values of each channel (``u_value``; ``voxels_energy``,
-                          ``voxels_label``): a list per event, aligned with the
-                          coordinates (COO) or every pixel in C order (dense); uint8 in
-                          8-bit mode (first channel), where value = code * ``scale``
-========================  ==========================================================
+=============================  =====================================================
+``source_file``                input file path (string)
+``event_index``                row of the event in its source file (int64)
+``run, subrun, event``         event identity (int64)
+metadata columns               truth by their source names; scalars as they are,
+                               vectors as fixed-size lists, byte strings as strings
+``{view}_shape``               image shape of the event's view (sizes may vary per
+                               event), fixed-size list of int32
+``{view}_{axis}``              COO views only: one entry per *run* of consecutive
+                               entries along the last axis, runs in C order. For
+                               every axis but the last, the run's coordinate (e.g.
+                               ``u_wire``); for the last axis, the run's first
+                               coordinate (``u_time``). Lists of the smallest
+                               unsigned int that holds the largest extent
+``{view}_{last}_length``       COO views only: the run's length (``u_time_length``),
+                               a list aligned with the run columns; entry ``j`` of
+                               run ``r`` sits at ``u_time[r] + j`` along the last axis
+``{view}_{channel}``           values of each channel (``u_value``; ``voxels_energy``,
+                               ``voxels_label``): a list per event, one value per
+                               entry, entries in C order (the runs' entries one after
+                               the other) or every pixel in C order (dense); uint8 in
+                               8-bit mode (first channel), where value = code *
+                               ``scale``; float16 with ``values="float16"``
+=============================  =====================================================
 
 The file metadata key ``nudask`` holds JSON: ``schema_version``, the views
-(kind, axes, largest shape, channels and dtypes, 8-bit scale) and the nudask
-version. Version 1 (COO only, one ``value`` channel) has the same columns for
-the views it could hold; :func:`views_of` reads both.
+(kind, axes, largest shape, channels and dtypes, 8-bit scale, ``coo_layout``),
+how values are stored (``values``) and the nudask version.
+
+Every COO view is written as runs (``coo_layout: runs``): measured on every
+simulated format (BENCHMARKS.md), runs are smaller than one coordinate per
+entry and axis, about 3x for full-size wire images and 13 % for 3-D voxels,
+and an image of isolated points pays only a length column of ones. Versions
+1 and 2 stored one coordinate per entry and axis (``{view}_{axis}`` aligned
+with the values, ``coo_layout: pairs``, no length column); version 1 (COO
+only, one ``value`` channel) has the same columns for the views it could
+hold. :func:`views_of` reads all three; :func:`nudask.sparse.from_runs`
+turns runs back into every entry's coordinates.
+
+``values="float16"`` stores every floating value channel (but 8-bit codes)
+as IEEE half floats, rounded to nearest: a relative error of at most
+:data:`FLOAT16_RELATIVE_ERROR` (2^-11, 0.049 %) for magnitudes from 2^-14
+(6.1e-5) to 65504; values beyond 65504 are refused.
 """
 
 from __future__ import annotations
@@ -39,8 +61,11 @@ from .events import ViewSpec
 from .readers.base import FieldSpec
 from .sparse import index_dtype
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+VALUE_STORAGE = ("exact", "float16")  # how floating value channels are written (``values=``)
+FLOAT16_RELATIVE_ERROR = 2.0**-11  # half the spacing of float16's 11-bit significand
+FLOAT16_MAX = 65504.0
 META_KEY = b"nudask"
 ID_COLUMNS = ("source_file", "event_index", "run", "subrun", "event")
 
@@ -52,8 +77,17 @@ def field_type(spec: FieldSpec) -> pa.DataType:
 
 
 def coord_columns(view: ViewSpec) -> list[str]:
-    """Coordinate columns of a view (none for a dense view)."""
-    return [f"{view.name}_{axis}" for axis in view.axes] if view.kind == "coo" else []
+    """Coordinate columns of a view as stored (none for a dense view): one per axis, then
+    the run lengths for ``coo_layout: runs``."""
+    if view.kind != "coo":
+        return []
+    axes = [f"{view.name}_{axis}" for axis in view.axes]
+    return [*axes, run_length_column(view)] if view.coo_layout == "runs" else axes
+
+
+def run_length_column(view: ViewSpec) -> str:
+    """The run lengths' column of a COO view stored as runs (``u_time_length``)."""
+    return f"{view.name}_{view.axes[-1]}_length"
 
 
 def value_columns(view: ViewSpec) -> list[str]:
@@ -70,16 +104,29 @@ def image_columns(views: dict[str, ViewSpec]) -> set[str]:
     return {c for v in views.values() for c in (f"{v.name}_shape", *coo_columns(v))}
 
 
-def value_type(view: ViewSpec, eight_bit: bool, channel: int = 0) -> pa.DataType:
+def value_type(view: ViewSpec, eight_bit: bool, channel: int = 0, values: str = "exact") -> pa.DataType:
     if channel == 0 and eight_bit and view.vmax is not None:
         return pa.uint8()
-    return pa.from_numpy_dtype(view.channels[channel][1])
+    dtype = np.dtype(view.channels[channel][1])
+    if values == "float16" and dtype.kind == "f":
+        return pa.float16()
+    return pa.from_numpy_dtype(dtype)
 
 
 def build_schema(
-    views: dict[str, ViewSpec], fields: dict[str, FieldSpec], *, eight_bit: bool = False
+    views: dict[str, ViewSpec],
+    fields: dict[str, FieldSpec],
+    *,
+    eight_bit: bool = False,
+    values: str = "exact",
 ) -> pa.Schema:
-    """Schema for events with these views and metadata fields."""
+    """Schema for events with these views and metadata fields.
+
+    ``values``: ``exact`` keeps the reader's value types; ``float16`` stores floating
+    value channels as half floats (see the module's notes for the error).
+    """
+    if values not in VALUE_STORAGE:
+        raise ValueError(f"values must be one of {VALUE_STORAGE}, got {values!r}")
     clash = set(fields) & set(ID_COLUMNS)
     if clash:
         raise ValueError(f"metadata fields {sorted(clash)} clash with nudask's id columns")
@@ -97,18 +144,23 @@ def build_schema(
         if overlap:
             raise ValueError(f"view '{v.name}': names {sorted(overlap)} are both axes and channels")
         cols.append(pa.field(f"{v.name}_shape", pa.list_(pa.int32(), len(v.shape))))
-        for axis, extent in zip(v.axes, v.shape):
-            if v.kind == "coo":
+        if v.kind == "coo":
+            for axis, extent in zip(v.axes, v.shape):
                 cols.append(pa.field(f"{v.name}_{axis}", pa.list_(pa.from_numpy_dtype(index_dtype(extent)))))
+            if v.coo_layout == "runs":  # a run is at most the last axis long
+                length = pa.from_numpy_dtype(index_dtype(v.shape[-1] + 1))
+                cols.append(pa.field(run_length_column(v), pa.list_(length)))
         for k, channel in enumerate(v.channel_names):
-            cols.append(pa.field(f"{v.name}_{channel}", pa.list_(value_type(v, eight_bit, k))))
+            cols.append(pa.field(f"{v.name}_{channel}", pa.list_(value_type(v, eight_bit, k, values))))
         scale = v.vmax / 255 if eight_bit and v.vmax is not None else None
         info[v.name] = {**asdict(v), "scale": scale}
     names = [c.name for c in cols]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ValueError(f"columns {dup} appear twice: rename a metadata field or a view")
-    meta = {"schema_version": SCHEMA_VERSION, "nudask_version": __version__, "views": info}
+    meta = {
+        "schema_version": SCHEMA_VERSION, "nudask_version": __version__, "values": values, "views": info,
+    }  # fmt: skip
     return pa.schema(cols, metadata={META_KEY: json.dumps(meta).encode()})
 
 
@@ -119,10 +171,10 @@ def schema_info(schema: pa.Schema) -> dict:
 
 
 def view_spec(v: dict) -> ViewSpec:
-    """A :class:`ViewSpec` from its JSON form (schema v1 or v2)."""
+    """A :class:`ViewSpec` from its JSON form (schema v1, v2: coordinate pairs; v3: as recorded)."""
     return ViewSpec(
         v["name"], tuple(v["axes"]), tuple(v["shape"]), v["dtype"], v.get("vmax"),
-        v.get("kind", "coo"), tuple(tuple(c) for c in v.get("channels", ())),
+        v.get("kind", "coo"), tuple(tuple(c) for c in v.get("channels", ())), v.get("coo_layout", "pairs"),
     )  # fmt: skip
 
 
@@ -160,7 +212,7 @@ def merge_views(views: dict[str, ViewSpec], more: dict[str, ViewSpec], path: str
     out = {}
     for name, a in views.items():
         b = more[name]
-        for what in ("axes", "kind", "channels", "vmax"):
+        for what in ("axes", "kind", "channels", "vmax", "coo_layout"):
             if getattr(a, what) != getattr(b, what):
                 raise InputError(
                     path, f"view '{name}' has {what} {getattr(b, what)}, the other inputs "

@@ -1,7 +1,10 @@
-"""Dense <-> COO conversions (pure, no I/O).
+"""Dense <-> COO conversions, and COO entries <-> runs along the last axis (pure, no I/O).
 
 Coordinates are stored in the smallest unsigned integer type that holds the
 axis extent and kept in C order, which is what makes them compress well.
+Rendered wire images hold their charge in runs of consecutive time bins, so
+the dataset stores each run once (its leading coordinates, first coordinate
+along the last axis, length) instead of every entry's coordinates.
 """
 
 from __future__ import annotations
@@ -91,3 +94,60 @@ def select(coo: Coo, keep: np.ndarray) -> Coo:
     return Coo.of(
         coo.shape, tuple(i[keep] for i in coo.index), **{k: v[keep] for k, v in coo.channels.items()}
     )
+
+
+def to_runs(
+    index: tuple[np.ndarray, ...], offsets: np.ndarray | None = None, length_dtype=np.uint32
+) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
+    """Maximal runs of consecutive entries along the last axis of C-ordered coordinates.
+
+    ``index`` holds one coordinate array per axis (entries sorted in C order);
+    ``offsets`` (optional, list offsets of several images laid end to end) end a
+    run at every image boundary. Returns the runs' coordinates (leading axes as
+    they are, the last axis at the run's first entry), their lengths, and the
+    run offsets of each image (``[0, n_runs]`` without ``offsets``).
+
+    >>> runs, lengths, run_offsets = to_runs((np.array([0, 0, 0, 2]), np.array([3, 4, 6, 6])))
+    >>> [r.tolist() for r in runs], lengths.tolist(), run_offsets.tolist()
+    ([[0, 0, 2], [3, 6, 6]], [2, 1, 1], [0, 3])
+    """
+    *lead, last = index
+    n = last.size
+    starts = np.ones(n, bool)
+    if n > 1:
+        follows = last[1:].astype(np.int64) == last[:-1].astype(np.int64) + 1
+        for a in lead:
+            follows &= a[1:] == a[:-1]
+        starts[1:] = ~follows
+    offsets = np.array([0, n], np.int64) if offsets is None else np.asarray(offsets, np.int64)
+    starts[offsets[(offsets > 0) & (offsets < n)]] = True  # no run crosses from one image to the next
+    first = np.flatnonzero(starts)
+    lengths = np.diff(np.append(first, n)).astype(length_dtype)
+    run_offsets = np.searchsorted(first, offsets, side="left").astype(np.int64)
+    return tuple(a[first] for a in index), lengths, run_offsets
+
+
+def from_runs(runs: tuple[np.ndarray, ...], lengths: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The entries' coordinates of runs (the inverse of :func:`to_runs`), in the runs' dtypes.
+
+    >>> [a.tolist() for a in from_runs((np.array([0, 0, 2]), np.array([3, 6, 6])), np.array([2, 1, 1]))]
+    [[0, 0, 0, 2], [3, 4, 6, 6]]
+    """
+    *lead, first = runs
+    lengths = np.asarray(lengths, np.int64)
+    total = int(lengths.sum())
+    # position of each entry inside its run: 0, 1, ... restarting at every run
+    step = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    last = (np.repeat(first.astype(np.int64), lengths) + step).astype(first.dtype, copy=False)
+    return (*(np.repeat(a, lengths) for a in lead), last)
+
+
+def entry_offsets(lengths: np.ndarray, run_offsets: np.ndarray) -> np.ndarray:
+    """List offsets of the entries of images whose runs have list offsets ``run_offsets``.
+
+    >>> entry_offsets(np.array([2, 1, 4]), np.array([0, 2, 3])).tolist()
+    [0, 3, 7]
+    """
+    ends = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(lengths, out=ends[1:])
+    return ends[np.asarray(run_offsets, np.int64)]

@@ -13,6 +13,7 @@ import pytest
 import nudask
 from nudask.dataset.manifest import MANIFEST
 from nudask.schema import SCHEMA_VERSION, schema_info
+from nudask.sparse import from_runs
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +54,9 @@ def test_indices_are_sorted_and_delta_encoded(ds):
     assert cols["y_wire.list.element"].compression == "ZSTD"
     table = pq.read_table(ds.files[0])
     for row in range(table.num_rows):
-        w = table["y_wire"][row].values.to_numpy().astype(int)
-        t = table["y_time"][row].values.to_numpy().astype(int)
+        runs = [table[c][row].values.to_numpy() for c in ("y_wire", "y_time", "y_time_length")]
+        w, t = (a.astype(int) for a in from_runs(tuple(runs[:2]), runs[2]))
+        assert w.size == len(table["y_value"][row]) > 0
         assert np.all(np.diff(w * 1000 + t) > 0)
 
 

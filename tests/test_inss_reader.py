@@ -88,6 +88,10 @@ def test_bad_vlen_contents_are_input_errors(tmp_path):
     write_vlen(str(tmp_path / "far_xyze_1.h5"), "data", [np.array([1, 2, 800, 1.0])], np.float32)
     with pytest.raises(InputError, match="outside 0..767"):
         list(INSSReader(labels="none").read(Chunk(str(tmp_path / "far_xyze_1.h5"), "inss", 0, 1)))
+    for name, xyz in (("half", [1, 2.5, 3]), ("negative_half", [-0.5, 2, 3])):
+        write_vlen(str(tmp_path / f"{name}_xyze_1.h5"), "data", [np.array([*xyz, 1.0])], np.float32)
+        with pytest.raises(InputError, match="image 0 has voxel indices that are not whole numbers"):
+            list(INSSReader(labels="none").read(Chunk(str(tmp_path / f"{name}_xyze_1.h5"), "inss", 0, 1)))
     with h5py.File(tmp_path / "flat_xyze_1.h5", "w") as f:
         f["data"] = np.zeros((3, 4), np.float32)
     with pytest.raises(InputError, match="variable-length"):

@@ -111,9 +111,12 @@ def test_a_dense_view_is_stored_whole_and_exact(files, ds):
 
 
 def test_any_parquet_reader_sees_the_channels(ds):
-    table = pq.read_table(ds.files[0], columns=["points_x", "points_energy", "points_label", "points_shape"])
+    columns = ["points_x", "points_z_length", "points_energy", "points_label", "points_shape"]
+    table = pq.read_table(ds.files[0], columns=columns)
     assert table.column("points_label").type.value_type == "int32"
-    assert len(table.column("points_x")[0]) == len(table.column("points_label")[0])
+    # one run per point or more: the runs' lengths count the points the channels hold
+    assert len(table.column("points_x")[0]) == len(table.column("points_z_length")[0])
+    assert sum(table.column("points_z_length")[0].as_py()) == len(table.column("points_label")[0])
 
 
 def test_describe_and_show(ds, files, tmp_path):

@@ -60,6 +60,7 @@ def test_json_job_file(tmp_path):
         ({"input": {"views": "u"}}, r"input.views: expected a list"),
         ({"train": {"mixed_precision": "yes"}}, r"train.mixed_precision: expected true or false"),
         ({"model": {"filters": [8, 16, 32]}}, r"model.pool needs one size per conv block"),
+        ({"train": {"checkpoint_every_steps": -1}}, r"train.checkpoint_every_steps must be >= 0"),
     ],
 )
 def test_bad_configs_are_refused_clearly(values, message):

@@ -18,7 +18,7 @@ from ..events import Coo, ViewSpec
 from ..records import Manifest
 from ..roles import Roles, roles_of
 from ..schema import READABLE_VERSIONS, coord_columns, image_columns, schema_info, value_columns, views_of
-from ..sparse import to_coo, to_dense
+from ..sparse import from_runs, to_coo, to_dense
 from .write import footer_sha256
 
 MISSING = ("raise", "skip")
@@ -181,7 +181,12 @@ class Dataset:
                 keep = np.ravel_multi_index(first.index, shape) if first.nnz else np.zeros(0, np.int64)
                 out[name] = Coo.of(shape, first.index, **{c: d.reshape(-1)[keep] for c, d in dense.items()})
                 continue
-            index = tuple(_values(table, f"{name}_{a}") for a in view.axes)
+            index = tuple(_values(table, c) for c in coord_columns(view))
+            if view.coo_layout == "runs":
+                index = from_runs(index[:-1], index[-1])
+            sizes = {a.size for a in (*index, *channels.values())}
+            if len(sizes) > 1:  # READ_ERRORS: reported as a damaged part
+                raise ValueError(f"view '{name}' has {sorted(sizes)} coordinates and values, not one count")
             out[name] = Coo.of(shape, index, **channels)
         return out
 

@@ -13,8 +13,16 @@ import pyarrow.parquet as pq
 
 from ..errors import InputError, OutputError, output_error
 from ..events import Coo, Event, EventBatch, ViewSpec
-from ..schema import ID_COLUMNS, coord_columns, image_columns, value_columns, views_of
-from ..sparse import to_coo, to_dense
+from ..schema import (
+    FLOAT16_MAX,
+    ID_COLUMNS,
+    coord_columns,
+    image_columns,
+    run_length_column,
+    value_columns,
+    views_of,
+)
+from ..sparse import to_coo, to_dense, to_runs
 
 
 def _list_array(parts: Sequence[np.ndarray], type_: pa.DataType) -> pa.Array:
@@ -77,22 +85,65 @@ def events_to_table(events: Sequence[Event], sources: str | Sequence[str], schem
         cols[f"{name}_shape"] = _column([img.shape for img in images], schema.field(f"{name}_shape").type)
         if view.kind == "coo":
             coos = [img if isinstance(img, Coo) else to_coo(img) for img in images]
-            for k, axis in enumerate(view.axes):
-                col = f"{name}_{axis}"
-                cols[col] = _list_array([c.index[k] for c in coos], schema.field(col).type)
+            offsets = np.zeros(len(coos) + 1, np.int64)
+            np.cumsum([c.nnz for c in coos], out=offsets[1:])
+            index = tuple(_concat([c.index[k] for c in coos]) for k in range(len(view.axes)))
+            cols.update(coord_arrays(view, schema, offsets, index))
             channels = [_channels(c.channels, view) for c in coos]
         else:
             channels = [_dense_channels(img, view) for img in images]
         for k, channel in enumerate(view.channel_names):
             col = f"{name}_{channel}"
             vtype = schema.field(col).type
-            values = [ch[k] for ch in channels]
-            if k == 0 and pa.types.is_uint8(vtype.value_type) and np.dtype(view.dtype) != np.uint8:
-                vmax = view.vmax
-                assert vmax is not None  # 8-bit codes only for views with a saturation
-                values = [quantize(v, vmax) for v in values]
+            values = [_stored(ch[k], vtype.value_type, view, k, src) for ch, src in zip(channels, sources)]
             cols[col] = _list_array(values, vtype)
     return pa.table([cols[f.name] for f in schema], schema=schema)
+
+
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+def coord_arrays(view: ViewSpec, schema: pa.Schema, offsets: np.ndarray, index: tuple) -> dict[str, pa.Array]:
+    """The coordinate columns of a COO view: ``index`` holds the entries of several images end
+    to end (image ``k``'s are ``offsets[k]:offsets[k+1]``), stored as the view's ``coo_layout``."""
+    columns = coord_columns(view)
+    if view.coo_layout == "runs":
+        length = schema.field(run_length_column(view)).type.value_type.to_pandas_dtype()
+        runs, lengths, offsets = to_runs(index, offsets, length)
+        flat = [*runs, lengths]
+    else:
+        flat = list(index)
+    list_offsets = pa.array(np.asarray(offsets, np.int32))
+    return {
+        col: pa.ListArray.from_arrays(list_offsets, pa.array(a, type=schema.field(col).type.value_type))
+        for col, a in zip(columns, flat)
+    }
+
+
+def _stored(values: np.ndarray, type_: pa.DataType, view: ViewSpec, k: int, source: str) -> np.ndarray:
+    """Values of channel ``k`` as the column stores them: 8-bit codes, half floats or as they are."""
+    if k == 0 and pa.types.is_uint8(type_) and np.dtype(view.dtype) != np.uint8:
+        assert view.vmax is not None  # 8-bit codes only for views with a saturation
+        return quantize(values, view.vmax)
+    if pa.types.is_float16(type_) and values.dtype != np.float16:
+        return to_float16(values, f"view '{view.name}' channel '{view.channel_names[k]}'", source)
+    return values
+
+
+def to_float16(values: np.ndarray, what: str, source: str) -> np.ndarray:
+    """``values`` rounded to the nearest half float; a finite value beyond its range is an error.
+
+    >>> to_float16(np.array([10.0, 99.99], np.float32), "u", "f.h5").tolist()
+    [10.0, 100.0]
+    """
+    big = np.isfinite(values) & (np.abs(values) > FLOAT16_MAX)
+    if big.any():
+        raise InputError(
+            source, f"{what} holds {float(np.abs(values[big]).max()):g}, beyond float16's {FLOAT16_MAX:g}",
+            "preprocess without --values float16 (values: exact)",
+        )  # fmt: skip
+    return values.astype(np.float16)
 
 
 def batch_to_table(batch: EventBatch, sources: str | Sequence[str], schema: pa.Schema) -> pa.Table:
@@ -138,10 +189,7 @@ def batch_to_table(batch: EventBatch, sources: str | Sequence[str], schema: pa.S
         cols[f"{name}_shape"] = _column(shapes, schema.field(f"{name}_shape").type)
         offsets = pa.array(np.asarray(vb.offsets, np.int32))
         if view.kind == "coo":
-            for k, axis in enumerate(view.axes):
-                col = f"{name}_{axis}"
-                flat = pa.array(vb.index[k], type=schema.field(col).type.value_type)
-                cols[col] = pa.ListArray.from_arrays(offsets, flat)
+            cols.update(coord_arrays(view, schema, np.asarray(vb.offsets, np.int64), tuple(vb.index)))
         channels = list(vb.channels.values())[:1] if len(view.channels) == 1 else [
             vb.channels[c] for c in view.channel_names
         ]  # fmt: skip
@@ -150,10 +198,7 @@ def batch_to_table(batch: EventBatch, sources: str | Sequence[str], schema: pa.S
         for k, channel in enumerate(view.channel_names):
             col = f"{name}_{channel}"
             vtype = schema.field(col).type
-            values = channels[k]
-            if k == 0 and pa.types.is_uint8(vtype.value_type) and np.dtype(view.dtype) != np.uint8:
-                assert view.vmax is not None  # 8-bit codes only for views with a saturation
-                values = quantize(values, view.vmax)
+            values = _stored(channels[k], vtype.value_type, view, k, first)
             cols[col] = pa.ListArray.from_arrays(offsets, pa.array(values, type=vtype.value_type))
     return pa.table([cols[f.name] for f in schema], schema=schema)
 
@@ -206,22 +251,39 @@ def quantize(values: np.ndarray, vmax: float) -> np.ndarray:
 
 
 def parquet_options(schema: pa.Schema, compression: str, level: int | None) -> dict:
-    """Encodings that suit sorted COO lists: delta for indices, byte-split for floats."""
+    """Encodings chosen by measurement on full-size wire-plane images (BENCHMARKS.md).
+
+    Leading coordinates of runs (or every coordinate of pairs): delta, as they rise
+    slowly. Run starts and lengths: byte-stream split (starts jump from wire to
+    wire, which delta codes badly). Float32/64 values: byte-stream split; float16
+    values: plain (DuckDB cannot read byte-stream-split float16). Everything else,
+    8-bit codes and integer channels included: dictionary.
+    """
     views = views_of(schema)
     encoding = {}
     for view in views.values():
-        for col in coord_columns(view):
-            encoding[f"{col}.list.element"] = "DELTA_BINARY_PACKED"
+        coords = coord_columns(view)
+        split = coords[len(view.axes) - 1 :] if view.coo_layout == "runs" else []
+        for col in coords:
+            encoding[f"{col}.list.element"] = "BYTE_STREAM_SPLIT" if col in split else "DELTA_BINARY_PACKED"
         for col in value_columns(view):
-            if pa.types.is_floating(schema.field(col).type.value_type):
+            type_ = schema.field(col).type.value_type
+            if pa.types.is_float16(type_):
+                encoding[f"{col}.list.element"] = "PLAIN"
+            elif pa.types.is_floating(type_):
                 encoding[f"{col}.list.element"] = "BYTE_STREAM_SPLIT"
-    plain = {c.split(".")[0] for c in encoding}
     return {
         "compression": compression,
         "compression_level": level,
-        "use_dictionary": [f.name for f in schema if f.name not in plain],
+        # leaf paths: a list column's dictionary is asked for by its element's path
+        "use_dictionary": [p for p in _leaf_paths(schema) if p not in encoding],
         "column_encoding": encoding,
     }
+
+
+def _leaf_paths(schema: pa.Schema) -> list[str]:
+    nested = (pa.types.is_list, pa.types.is_fixed_size_list)
+    return [f"{f.name}.list.element" if any(t(f.type) for t in nested) else f.name for f in schema]
 
 
 def write_parquet(

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
+from ..schema import coord_columns
+from ..sparse import from_runs
 from . import MICHEL
 
 MUON_MEV = 105.6584
@@ -116,12 +118,15 @@ def labelled_clusters(data: str | os.PathLike, *, view: str = "voxels", label: s
             "(preprocess the xyze file with its label file)"
         )
     energies, images, offset = [], [], 0
-    cols = [f"{view}_{a}" for a in spec.axes] + [f"{view}_energy", f"{view}_{label}"]
+    coords = coord_columns(spec)
+    cols = [*coords, f"{view}_energy", f"{view}_{label}"]
     for part in ds.manifest.files:
         table = pq.read_table(os.path.join(ds.path, part.name), columns=cols, use_threads=False)
         lists = [table.column(c).combine_chunks() for c in cols]
-        lengths = np.diff(np.asarray(lists[0].offsets))
+        lengths = np.diff(np.asarray(lists[-1].offsets))  # voxels per image
         flat = [np.asarray(a.flatten()) for a in lists]
+        if spec.coo_layout == "runs":
+            flat = [*from_runs(tuple(flat[: len(coords) - 1]), flat[len(coords) - 1]), *flat[len(coords) :]]
         lab = flat[-1]
         keep = lab == MICHEL
         image = np.repeat(np.arange(len(lengths)), lengths)[keep] + offset

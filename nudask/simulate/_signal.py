@@ -129,9 +129,11 @@ def _regions_of_interest(k: np.ndarray, v: np.ndarray, threshold: float, pad: in
     roi = c[np.minimum(i + pad + 1, seed.size)] > c[np.maximum(i - pad, 0)]
     kk = k[roi]
     start = np.r_[True, (np.diff(kk) != 1) | (np.diff(kk // T) != 0)]
-    if kk.size:
-        peak = np.maximum.reduceat(v[roi], np.flatnonzero(start))[np.cumsum(start) - 1]
-        roi[np.flatnonzero(roi)[peak < threshold]] = False  # a negative lobe alone is no region
+    if kk.size:  # a negative lobe alone is no region: it needs a positive seed and net charge
+        first, region = np.flatnonzero(start), np.cumsum(start) - 1
+        vr = v[roi]
+        charged = (np.maximum.reduceat(vr, first) >= threshold) & (np.add.reduceat(vr, first) > 0)
+        roi[np.flatnonzero(roi)[~charged[region]]] = False
     return roi
 
 
@@ -145,7 +147,7 @@ def _noise(rng: np.random.Generator, n: int, rms: float) -> np.ndarray:
 def _hits(keys, vals, geom):
     """One hit per run of non-zero ticks on a wire (split every MAX_HIT_TICKS ticks).
 
-    Every run holds a positive peak; a piece of it without a positive sample (a negative
+    Every run holds a positive peak and net charge; a piece of it without (a negative
     lobe, padding) joins the piece before it, or after it at the start of a run.
     """
     gw, t = np.divmod(keys, geom.ticks)
@@ -181,9 +183,9 @@ def _hits(keys, vals, geom):
 
 
 def _join_pieces_without_charge(first: np.ndarray, run_start: np.ndarray, vals: np.ndarray) -> np.ndarray:
-    """Drop piece starts until every piece ``[first[i], first[i + 1])`` holds a positive sample."""
+    """Drop piece starts until every piece ``[first[i], first[i + 1])`` has a positive peak and sum."""
     while first.size:
-        good = np.maximum.reduceat(vals, first) > 0
+        good = (np.maximum.reduceat(vals, first) > 0) & (np.add.reduceat(vals, first, dtype=np.float64) > 0)
         if good.all():
             return first
         bad = ~good
@@ -192,7 +194,7 @@ def _join_pieces_without_charge(first: np.ndarray, run_start: np.ndarray, vals: 
         drop = bad & ~starts_run
         drop[1:] |= bad[:-1] & starts_run[:-1] & ~starts_run[1:]
         if not drop.any():
-            return first  # a whole run without a positive sample cannot be mended here
+            return first  # a whole run without charge cannot be mended here
         first = first[~drop]
     return first
 

@@ -11,12 +11,16 @@ Modules, one job each: :mod:`~nudask.train.config` (job files, overrides),
 (labels and selections from truth), :mod:`~nudask.train.balance`,
 :mod:`~nudask.train.prepare` (crop, downsample, scale, densify),
 :mod:`~nudask.train.stream` (row groups, shuffle buffer, batches),
+:mod:`~nudask.train.shard` (which events a rank and a batch worker take),
 :mod:`~nudask.train.data` (a dataset made ready), :mod:`~nudask.train.feed`
-(the Keras ``PyDataset``), :mod:`~nudask.train.models`,
+(the Keras ``PyDataset``), :mod:`~nudask.train.iterate` (numpy batches and a
+random-access form, no framework), :mod:`~nudask.train.torch_data` (a torch
+``IterableDataset``), :mod:`~nudask.train.models`,
 :mod:`~nudask.train.run` (run folder, checkpoints), :mod:`~nudask.train.fit`,
 :mod:`~nudask.train.metrics`, :mod:`~nudask.train.report`,
 :mod:`~nudask.train.evaluate`. Importing this package does not import Keras:
-only ``feed``, ``models``, ``run``, ``fit`` and what runs a model do.
+only ``feed``, ``models``, ``run``, ``fit`` and what runs a model do; torch is
+imported only when a ``TorchStream`` is made.
 """
 
 from __future__ import annotations

@@ -31,7 +31,11 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override any config value, e.g. --set train.epochs=5 (repeatable)",
     )
-    p.add_argument("--resume", metavar="RUN", help="continue this run folder from its last completed epoch")
+    p.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue this run folder from its last checkpoint (an epoch's end or a step within)",
+    )
     p.add_argument("--no-evaluate", action="store_true", help="skip the test-set evaluation at the end")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--keys", action="store_true", help="print every config key with its default and exit")

@@ -246,7 +246,23 @@ class Train:
     monitor: str | None = field(
         default=None, metadata=doc("metric picking the best model (null: val_loss, else loss)")
     )
-    steps_per_epoch: int | None = field(default=None, metadata=doc("cap on training batches per epoch"))
+    steps_per_epoch: int | None = field(
+        default=None, metadata=doc("cap on training batches per epoch (each epoch starts at its first)")
+    )
+    checkpoint_every_steps: int = field(
+        default=500,
+        metadata=doc(
+            "also checkpoint model, optimizer and position every this many steps of an epoch: "
+            "--resume continues from that step (0: at epoch ends only)"
+        ),
+    )
+    trace_batches: bool = field(
+        default=False,
+        metadata=doc(
+            "write the dataset rows of every trained batch to batches.jsonl in the run folder "
+            "(epoch, step, rows: to check the order a run and its resumes trained in)"
+        ),
+    )
     mixed_precision: bool = field(default=False, metadata=doc("float16 compute (GPUs)"))
     tensorboard: bool = field(default=False, metadata=doc("write TensorBoard logs into the run folder"))
     verbose: int = field(
@@ -400,6 +416,11 @@ def _check(cfg: Config) -> Config:
         raise ConfigError(f"model.dropout must be in [0, 1), got {cfg.model.dropout}")
     if cfg.features.folds < 2:
         raise ConfigError(f"features.folds must be >= 2, got {cfg.features.folds}")
+    if cfg.train.checkpoint_every_steps < 0:
+        raise ConfigError(
+            f"train.checkpoint_every_steps must be >= 0 (0: at epoch ends only), "
+            f"got {cfg.train.checkpoint_every_steps}"
+        )
     if cfg.train.epochs < 1 or cfg.train.learning_rate <= 0:
         raise ConfigError("train.epochs must be >= 1 and train.learning_rate > 0")
     if cfg.model.name == "small_cnn" and len(cfg.model.pool) != len(cfg.model.filters):

@@ -19,13 +19,14 @@ from ..dataset import open_dataset
 from ..dataset.manifest import MANIFEST
 from ..errors import DataError
 from ..records import Manifest
-from ..schema import READABLE_VERSIONS, coo_columns, image_columns, schema_info, value_columns
+from ..schema import READABLE_VERSIONS, coo_columns, coord_columns, image_columns, schema_info, value_columns
 from . import labels as task_labels
 from . import split as splits
 from . import targets
 from .balance import class_counts, class_weights
 from .config import Config, ConfigError
 from .prepare import ViewPrep, default_factor
+from .shard import WHOLE, Shard
 from .stream import BatchSource, Layout
 
 
@@ -66,7 +67,10 @@ class Data:
         shuffle: bool | None = None,
         densify: str | None = None,
         batch_size: int | None = None,
+        shard: Shard = WHOLE,
+        drop_remainder: bool = False,
     ) -> BatchSource:
+        """The batches of split ``name``; ``shard``: one rank's part of each global batch."""
         i, train = self.cfg.input, name == "train"
         weights = None
         if train and self.cfg.task.balance == "class_weights":
@@ -92,6 +96,8 @@ class Data:
             flip_probability=i.flip_probability if train else 0.0,
             repeat=i.augment_repeat if train else 1,
             augment=tuple(i.augment or ()) if train else (),
+            shard=shard,
+            drop_remainder=drop_remainder,
         )
 
     def record(self) -> dict:
@@ -134,11 +140,12 @@ class Data:
 
 
 def stream_columns(view) -> list[str]:
-    """The list columns the stream reads for ``view``: COO coordinates and first channel, or
-    a dense view's first channel (every pixel; its ``{view}_shape`` is read beside it)."""
+    """The list columns the stream reads for ``view``: COO coordinates as stored (runs or
+    pairs) and first channel, or a dense view's first channel (every pixel; its
+    ``{view}_shape`` is read beside it)."""
     if view.kind == "dense":
         return value_columns(view)[:1]
-    return coo_columns(view)[: len(view.axes) + 1]
+    return coo_columns(view)[: len(coord_columns(view)) + 1]
 
 
 def _check_schema(layout: Layout, path: str, needed: list[str]) -> None:

@@ -4,6 +4,10 @@ Batches are prepared ahead by ``workers`` threads (pyarrow and numpy do the
 work outside the GIL) or processes, ``max_queue_size`` deep. The epoch, and so
 the shuffled order, is set by :class:`EpochSync` before Keras starts fetching
 the epoch's batches; the same epoch number always gives the same order.
+A stream may cover part of an epoch (``start``, ``stop``): its ``k``-th batch
+is global batch ``start + k``, so Keras' step ``k`` of a resumed epoch is the
+batch the interrupted run had not trained, and every epoch of a capped run
+(``train.steps_per_epoch``) starts at its own first batch.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from .stream import BatchSource
 
 
 class KerasStream(keras.utils.PyDataset):
-    """Batches of a :class:`BatchSource` for ``model.fit`` / ``evaluate`` / ``predict``."""
+    """Global batches ``[start, stop)`` of a :class:`BatchSource` for ``model.fit`` / ``evaluate``
+    / ``predict`` (default: all of them)."""
 
     def __init__(
         self,
@@ -23,26 +28,31 @@ class KerasStream(keras.utils.PyDataset):
         workers: int = 2,
         use_multiprocessing: bool = False,
         max_queue_size: int = 4,
+        start: int = 0,
+        stop: int | None = None,
     ):
         super().__init__(
             workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
         )
-        self.source = source
+        self.source, self.start, self.stop = source, start, stop
 
     def __len__(self) -> int:
-        return len(self.source)
+        stop = len(self.source) if self.stop is None else min(self.stop, len(self.source))
+        return max(stop - self.start, 0)
 
     def __getitem__(self, index: int):
-        return self.source.batch(index)
+        return self.source.batch(self.start + index)
 
 
-def stream(source: BatchSource, cfg_input) -> KerasStream:
+def stream(source: BatchSource, cfg_input, *, start: int = 0, stop: int | None = None) -> KerasStream:
     """A :class:`KerasStream` with the parallelism of the ``input`` config section."""
     return KerasStream(
         source,
         workers=cfg_input.workers,
         use_multiprocessing=cfg_input.use_multiprocessing,
         max_queue_size=cfg_input.max_queue_size,
+        start=start,
+        stop=stop,
     )
 
 

@@ -3,9 +3,10 @@
 :func:`train` makes the run folder, builds the model from the config and
 fits it on the streamed training split (validated every epoch), then
 evaluates the best model on the test split. :func:`resume` continues a run
-from its last completed epoch: the same weights and optimizer state, the
-same data order for the remaining epochs (the order depends only on the seed
-and the epoch number), the history extended, not repeated.
+from its last checkpoint (an epoch's end, or a step within it): the same
+weights and optimizer state, the same data order for the rest (the order
+depends only on the seed and the epoch number; a resumed epoch goes on at the
+first batch not trained), the history extended, not repeated.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ from .data import Data, load_data
 from .feed import EpochSync, stream
 from .models import build_model, compile_model
 from .run import (
+    BatchTrace,
     Checkpointer,
     load_history,
     load_state,
     new_run_dir,
     run_folder,
     save_model,
+    trim_trace,
     write_provenance,
 )
 
@@ -40,6 +43,8 @@ RESUMABLE = {
     "input.workers",
     "input.use_multiprocessing",
     "input.max_queue_size",
+    "train.checkpoint_every_steps",
+    "train.trace_batches",
     "data",
 }
 
@@ -81,13 +86,31 @@ def _fit(
     history: list,
     state: dict | None,
     extra: Sequence[keras.callbacks.Callback] = (),
+    start_step: int = 0,
 ):
-    train_stream = stream(data.source("train"), cfg.input)
+    source = data.source("train")
+    steps = min(len(source), cfg.train.steps_per_epoch or len(source))
+    train_stream = stream(source, cfg.input, stop=steps)
     has_val = cfg.split.validation > 0
     val_stream = stream(data.source("validation"), cfg.input) if has_val else None
     monitor = cfg.train.monitor or ("val_loss" if has_val else "loss")
-    checkpointer = Checkpointer(run, monitor, cfg.train.epochs, history, state)
-    callbacks: list[keras.callbacks.Callback] = [EpochSync(train_stream), StopOnNaN(run), checkpointer]
+    checkpointer = Checkpointer(
+        run,
+        monitor,
+        cfg.train.epochs,
+        history,
+        state,
+        every_steps=cfg.train.checkpoint_every_steps,
+        steps=steps,
+        start=start_step,
+    )
+    trace = [BatchTrace(run, source, start_step)] if cfg.train.trace_batches else []
+    callbacks: list[keras.callbacks.Callback] = [
+        EpochSync(train_stream),
+        StopOnNaN(run),
+        *trace,
+        checkpointer,
+    ]
     if cfg.train.early_stopping:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -103,16 +126,15 @@ def _fit(
     if cfg.train.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run / "logs")))
     callbacks += list(extra)
-    keras.utils.set_random_seed(cfg.train.seed + initial_epoch)
-    model.fit(
-        train_stream,
-        validation_data=val_stream,
-        epochs=cfg.train.epochs,
-        initial_epoch=initial_epoch,
-        steps_per_epoch=cfg.train.steps_per_epoch,
-        callbacks=callbacks,
-        verbose=cfg.train.verbose,
-    )
+    fit = {"validation_data": val_stream, "callbacks": callbacks, "verbose": cfg.train.verbose}
+    if start_step:  # the rest of the interrupted epoch, then the later epochs whole
+        keras.utils.set_random_seed(cfg.train.seed + initial_epoch)
+        rest = stream(source, cfg.input, start=start_step, stop=steps)
+        model.fit(rest, epochs=initial_epoch + 1, initial_epoch=initial_epoch, **fit)
+        initial_epoch += 1
+    if initial_epoch < cfg.train.epochs and not (start_step and model.stop_training):
+        keras.utils.set_random_seed(cfg.train.seed + initial_epoch)
+        model.fit(train_stream, epochs=cfg.train.epochs, initial_epoch=initial_epoch, **fit)
     save_model(model, run / "model_last.keras")
     if train_stream.source.dropped or (val_stream and val_stream.source.dropped):
         print(f"nudask.train: {train_stream.source.dropped} pixels beyond input.device_capacity were dropped")
@@ -174,7 +196,7 @@ def resume(
     evaluate: bool = True,
     callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> Path:
-    """Continue the run folder ``run`` from its last completed epoch."""
+    """Continue the run folder ``run`` from its last checkpoint (an epoch's end or a step within)."""
     from .config import load_file
 
     run = run_folder(run)
@@ -195,15 +217,17 @@ def resume(
             f"{data.checksum[:12]} != {recorded[:12]}): start a new run"
         )
     write_provenance(run, cfg, argv or ["nudask.train.resume", str(run)], data.record())
-    done = int(state["epoch"])
+    done, step = int(state["epoch"]), int(state.get("step", 0))
     if done >= cfg.train.epochs:
         print(f"nudask.train: {run} finished all {cfg.train.epochs} epochs; nothing to train")
         return _finish(run, data, evaluate and not (run / "metrics.json").exists(), cfg.train.verbose)
     from . import models  # noqa: F401  (custom layers)
 
     model = keras.models.load_model(run / "checkpoints" / state["checkpoint"])
+    trim_trace(run, done, step)  # steps traced after the checkpoint are trained again
     if cfg.train.verbose:
-        print(f"nudask.train: resuming {run} after epoch {done} of {cfg.train.epochs}", flush=True)
+        where = f", step {step} of epoch {done + 1}" if step else ""
+        print(f"nudask.train: resuming {run} after epoch {done} of {cfg.train.epochs}{where}", flush=True)
     _fit(
         model,
         data,
@@ -213,5 +237,6 @@ def resume(
         history=load_history(run, done),
         state=state,
         extra=callbacks,
+        start_step=step,
     )
     return _finish(run, data, evaluate, cfg.train.verbose)

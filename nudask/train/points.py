@@ -35,6 +35,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ..errors import ConfigError
+from ..schema import coord_columns, views_of
 from .stream import Layout, Window, WindowCache, plan_epoch
 
 
@@ -168,12 +169,17 @@ class PointSetBatches:
         self.layout = Layout.of(files)
         self.rows = np.asarray(rows, np.int64)
         self.seed, self.shuffle = seed, shuffle
-        meta = self.layout.metadata[0].schema.to_arrow_schema().names
+        schema = self.layout.metadata[0].schema.to_arrow_schema()
+        meta = schema.names
         axes = [
             c for c in meta if c.startswith(f"{spec.view}_") and c[len(spec.view) + 1 :] in ("x", "y", "z")
         ]
         self.coords = axes
-        self.columns = axes + [f"{spec.view}_{c}" for c in spec.channels]
+        view = views_of(schema).get(spec.view)
+        stored = coord_columns(view) if view is not None and len(axes) == 3 else axes  # runs or pairs
+        # the window gives every point's coordinates (x, y, z), then the channels
+        self.columns = stored + [f"{spec.view}_{c}" for c in spec.channels]
+        self.names = axes + [f"{spec.view}_{c}" for c in spec.channels]
         missing = [c for c in self.columns if c not in meta]
         if len(axes) != 3 or missing:
             raise ConfigError(
@@ -196,7 +202,11 @@ class PointSetBatches:
         offsets, arrays = chunks[c]
         r = local - bounds[c]
         a, b = offsets[r], offsets[r + 1]
-        return {name: arr[a:b] for name, arr in zip(self.columns, arrays)}
+        # float16 channels (values="float16") are computed on in float32
+        return {
+            name: arr[a:b].astype(np.float32) if arr.dtype == np.float16 else arr[a:b]
+            for name, arr in zip(self.names, arrays)
+        }
 
     def batch(self, i: int):
         spec, b = self.spec, self.spec.batch_size

@@ -323,21 +323,27 @@ def pad_coo(
 AUGMENTATIONS = ("flip_rows", "flip_cols", "rot90")
 
 
-def augment(images: list[np.ndarray], ops, rng: np.random.Generator) -> None:
+def augment(
+    images: list[np.ndarray], ops, rng: np.random.Generator, part: tuple[int, int] | None = None
+) -> None:
     """Flip and rotate the events of a batch in place, the same draw for every view of an event.
 
     ``images`` are ``(n, rows, cols, ...)`` arrays; ``ops`` a subset of
     :data:`AUGMENTATIONS`: ``flip_rows`` / ``flip_cols`` flip half of the events
     (drawn per event) upside down / left to right, ``rot90`` turns each event by
-    0, 90, 180 or 270 degrees (square images only).
+    0, 90, 180 or 270 degrees (square images only). ``part = (offset, total)``:
+    the images are events ``offset...`` of a batch of ``total`` (one rank's
+    share): the draws are made for all ``total`` and these events take theirs.
 
     >>> a = np.arange(8.).reshape(2, 2, 2)
     >>> augment([a], ["flip_cols"], np.random.default_rng(0)); a[:, 0].tolist()  # draws 0.64, 0.27
     [[0.0, 1.0], [5.0, 4.0]]
     """
     n = images[0].shape[0]
-    flips = {op: rng.random(n) < 0.5 for op in ("flip_rows", "flip_cols") if op in ops}
-    turns = rng.integers(0, 4, n) if "rot90" in ops else None
+    offset, total = part or (0, n)
+    share = slice(offset, offset + n)
+    flips = {op: rng.random(total)[share] < 0.5 for op in ("flip_rows", "flip_cols") if op in ops}
+    turns = rng.integers(0, 4, total)[share] if "rot90" in ops else None
     for a in images:
         if "flip_rows" in flips:
             a[flips["flip_rows"]] = a[flips["flip_rows"], ::-1]

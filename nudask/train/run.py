@@ -1,16 +1,19 @@
-"""The run folder: provenance, per-epoch checkpoints and history, the state a resume starts from.
+"""The run folder: provenance, checkpoints and history, the state a resume starts from.
 
 ::
 
     runs/<name>/<YYYYmmdd_HHMMSS>/
       config.yaml  command.txt  environment.json  dataset.json
       history.json  history.csv  model_best.keras  model_last.keras
-      checkpoints/epoch_NNNN.keras  checkpoints/state.json
+      checkpoints/epoch_NNNN[_step_SSSSSS].keras  checkpoints/state.json
       metrics.json  predictions.csv  plots/*.png  summary.md  index.html  [logs/ TensorBoard]
+      [batches.jsonl: train.trace_batches]
 
-Every file is written atomically (a temporary beside it, then renamed), and
-``state.json`` last, so a run killed at any moment resumes from the last
-completed epoch.
+A checkpoint (model and optimizer) is written at every epoch's end and every
+``train.checkpoint_every_steps`` steps within it; ``state.json`` records its
+position: ``epoch`` epochs done and ``step`` batches of the next. Every file is
+written atomically (a temporary beside it, then renamed), and ``state.json``
+last, so a run killed at any moment resumes from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from ..errors import NotFoundError
 from .config import Config, ConfigError, dump
 
 STATE = "checkpoints/state.json"
+TRACE = "batches.jsonl"
 
 
 def new_run_dir(cfg: Config, config_path: str | None = None) -> Path:
@@ -171,7 +175,7 @@ def load_state(run: Path) -> dict:
     if not path.exists():
         raise NotFoundError(
             f"'{run}' has no {STATE}: not a nudask run folder, or it was "
-            "killed before its first epoch ended (start it again)"
+            "killed before its first checkpoint (start it again)"
         )
     return json.loads(path.read_text())
 
@@ -201,43 +205,52 @@ def write_history(run: Path, history: list[dict]) -> None:
 
 
 class Checkpointer(keras.callbacks.Callback):
-    """Every epoch: checkpoint, best model, history (JSON, CSV), then the state."""
+    """Every epoch: checkpoint, best model, history (JSON, CSV), then the state; every
+    ``every_steps`` steps within an epoch of ``steps``: a checkpoint and the state.
 
-    def __init__(self, run: Path, monitor: str, epochs: int, history: list[dict], state: dict | None = None):
+    ``start`` is the global step the first epoch's pass begins at (a resumed
+    epoch): Keras counts that pass's batches from 0.
+    """
+
+    def __init__(
+        self,
+        run: Path,
+        monitor: str,
+        epochs: int,
+        history: list[dict],
+        state: dict | None = None,
+        *,
+        every_steps: int = 0,
+        steps: int | None = None,
+        start: int = 0,
+    ):
         super().__init__()
         self.run, self.monitor, self.epochs = Path(run), monitor, epochs
         self.mode = monitor_mode(monitor)
         self.history = history
         state = state or {}
         self.best, self.best_epoch = state.get("best"), state.get("best_epoch")
+        self.every_steps, self.steps, self.start = every_steps, steps, start
+        self.epoch = 0
         self.t0 = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.t0 = dt.datetime.now()
+        self.epoch = epoch
 
-    def on_epoch_end(self, epoch, logs=None):
-        logs = {k: float(v) for k, v in (logs or {}).items()}
-        seconds = (dt.datetime.now() - self.t0).total_seconds() if self.t0 else None
-        self.history.append({"epoch": epoch + 1, **logs, "seconds": seconds})
-        name = f"epoch_{epoch + 1:04d}.keras"
-        ckpt = self.run / "checkpoints" / name
-        save_model(self.model, ckpt)
-        value = logs.get(self.monitor)
-        if value is None:
-            raise ConfigError(
-                f"train.monitor: '{self.monitor}' is not among the logged metrics {sorted(logs)}"
-            )
-        better = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
-        if better:
-            self.best, self.best_epoch = value, epoch + 1
-            tmp = self.run / ".tmp-model_best.keras"
-            shutil.copyfile(ckpt, tmp)
-            os.replace(tmp, self.run / "model_best.keras")
-        write_history(self.run, self.history)
+    def on_train_batch_end(self, batch, logs=None):
+        done = self.start + batch + 1  # global steps of this epoch trained
+        if self.every_steps and done % self.every_steps == 0 and (self.steps is None or done < self.steps):
+            self._save(f"epoch_{self.epoch + 1:04d}_step_{done:06d}.keras", self.epoch, done)
+
+    def _save(self, name: str, epochs_done: int, step: int) -> None:
+        """Checkpoint ``name``, then the state pointing at it, then the older checkpoints go."""
+        save_model(self.model, self.run / "checkpoints" / name)
         write_json(
             self.run / STATE,
             {
-                "epoch": epoch + 1,
+                "epoch": epochs_done,
+                "step": step,
                 "epochs": self.epochs,
                 "checkpoint": name,
                 "monitor": self.monitor,
@@ -249,3 +262,66 @@ class Checkpointer(keras.callbacks.Callback):
         for old in (self.run / "checkpoints").glob("epoch_*.keras"):
             if old.name != name:
                 old.unlink()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.start = 0  # the next epoch is trained whole
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        seconds = (dt.datetime.now() - self.t0).total_seconds() if self.t0 else None
+        self.history.append({"epoch": epoch + 1, **logs, "seconds": seconds})
+        name = f"epoch_{epoch + 1:04d}.keras"
+        value = logs.get(self.monitor)
+        if value is None:
+            raise ConfigError(
+                f"train.monitor: '{self.monitor}' is not among the logged metrics {sorted(logs)}"
+            )
+        save_model(self.model, self.run / "checkpoints" / name)
+        better = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
+        if better:
+            self.best, self.best_epoch = value, epoch + 1
+            tmp = self.run / ".tmp-model_best.keras"
+            shutil.copyfile(self.run / "checkpoints" / name, tmp)
+            os.replace(tmp, self.run / "model_best.keras")
+        write_history(self.run, self.history)
+        self._save(name, epoch + 1, 0)
+
+
+class BatchTrace(keras.callbacks.Callback):
+    """Appends each trained batch's dataset rows to ``batches.jsonl`` (``train.trace_batches``).
+
+    One line per step, ``{"epoch": e, "step": s, "rows": [...]}`` (``e`` from
+    0, ``s`` the global batch of the epoch), written once the step is trained,
+    so the file is the order the model saw; a resume first drops the lines
+    after its checkpoint (:func:`trim_trace`).
+    """
+
+    def __init__(self, run: Path, source, start: int = 0):
+        super().__init__()
+        self.path, self.source, self.start = Path(run) / TRACE, source, start
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.start + batch
+        rows = self.source.batch_rows(step, epoch=self.epoch).tolist()
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"epoch": self.epoch, "step": step, "rows": rows}) + "\n")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.start = 0
+
+
+def read_trace(run: Path) -> list[dict]:
+    """The lines of a run's ``batches.jsonl`` (none if it has none)."""
+    path = Path(run) / TRACE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def trim_trace(run: Path, epoch: int, step: int) -> None:
+    """Keeps the traced steps before position (``epoch``, ``step``): those a checkpoint holds."""
+    lines = [t for t in read_trace(run) if (t["epoch"], t["step"]) < (epoch, step)]
+    if (Path(run) / TRACE).exists():
+        write_text(Path(run) / TRACE, "".join(json.dumps(t) + "\n" for t in lines))

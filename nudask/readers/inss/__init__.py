@@ -195,6 +195,13 @@ class INSSReader(Reader):
             outside = np.flatnonzero(((ijk < 0) | (ijk >= g)).any(axis=1))[0]
             k = int(np.searchsorted(offsets, outside, side="right") - 1)
             raise InputError(path, f"image {start + k} has voxel indices outside 0..{g - 1}", "set -O grid=N")
+        if ijk.size and not np.array_equal(ijk, xyze[:, :3]):  # truncation hid fractions, -0.5 among them
+            outside = np.flatnonzero((ijk != xyze[:, :3]).any(axis=1))[0]
+            k = int(np.searchsorted(offsets, outside, side="right") - 1)
+            raise InputError(
+                path, f"image {start + k} has voxel indices that are not whole numbers "
+                f"({xyze[outside, :3].tolist()})", "x, y, z are indices in the grid, not positions",
+            )  # fmt: skip
         order, row = _c_order(ijk, lengths, offsets, g)
         voxels = np.take(xyze, order, axis=0)  # np.take: ~10x faster than xyze[order] on rows
         coords = voxels[:, :3].T.astype(np.uint16)
