@@ -33,7 +33,7 @@ Sizing: the inclusive WithWire sample on 1, 10 and 100 SLURM nodes from the per-
 Where a target is missed, the stage profile (time) and the bytes by column (storage) follow
 the table, against the floor of each (``--details`` prints them always).
 
-Run from the repository root (6.5 minutes on 2 shared cores with the defaults; 2.5 GB of memory)::
+Run from the repository root (6.5 minutes on 2 shared cores with the defaults; 1.2 GB of memory)::
 
     .venv/bin/python tests/benchmarks/bench_preprocess.py
     .venv/bin/python tests/benchmarks/bench_preprocess.py --density real --keep /tmp/nudask-bench
