@@ -81,7 +81,7 @@ def test_misspelt_reader_option_is_one_line_with_a_suggestion(capsys, tmp_path):
     argv = ["preprocess", "x.h5", "--out", out, "--reader", "microboone", "-O", "geomtry=small"]
     assert _fails(argv, capsys) == (
         "nudask preprocess: error: reader 'microboone' has no option 'geomtry' (did you mean "
-        "'geometry'?); its options: geometry, factor, cutoff, saturation, fast_inflate\n"
+        "'geometry'?); its options: geometry, factor, cutoff, saturation, fast_inflate, kernel\n"
     )
     assert not os.path.exists(out)
     err = _fails(["preprocess", "x.h5", "--out", out, "-O", "geometry=[small"], capsys)

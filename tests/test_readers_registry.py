@@ -275,7 +275,7 @@ def test_builtin_options_are_checked_before_the_reader_is_made():
         get_reader("microboone", geomtry="small")
     assert str(err.value) == (
         "reader 'microboone' has no option 'geomtry' (did you mean 'geometry'?); "
-        "its options: geometry, factor, cutoff, saturation, fast_inflate"
+        "its options: geometry, factor, cutoff, saturation, fast_inflate, kernel"
     )
     assert "\n" not in str(err.value)
     with pytest.raises(ConfigError, match=r"reader 'nova' has no option 'factor'; its options: none"):

@@ -28,7 +28,7 @@ as in xarray's backend registry:
 Traceback (most recent call last):
 ...
 nudask.errors.ConfigError: reader 'microboone' has no option 'geomtry' (did you mean 'geometry'?); \
-its options: geometry, factor, cutoff, saturation, fast_inflate
+its options: geometry, factor, cutoff, saturation, fast_inflate, kernel
 """
 
 from __future__ import annotations

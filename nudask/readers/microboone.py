@@ -32,6 +32,14 @@ from .seq_index import SeqIndex
 from .wire_geometry import PLANE_NAMES, get_geometry
 from .wire_render import WireRender, render_wire_samples
 
+KERNEL_MAX_FACTOR = 129  # numpy's pairwise sum recurses above 128 samples: wider blocks use the reference
+
+
+def wire_kernel_supported(dtype, settings: WireRender) -> bool:
+    """True if the compiled kernel renders these samples (float32, blocks of at most 129 ticks)."""
+    return np.dtype(dtype) == np.float32 and settings.factor <= KERNEL_MAX_FACTOR
+
+
 WIRE_COLUMNS = ("event_id", "local_plane", "local_wire", "adc")
 NOWIRE_HINT = "rendering needs the WithWire samples (a NoWire file?)"
 
@@ -84,7 +92,9 @@ class MicroBooNEReader(Reader):
         "cutoff": "values below it become 0 after summing (null: 10 x factor / 6)",
         "saturation": "values are clipped at it (null: 100 x factor / 6); the 8-bit scale's top",
         "fast_inflate": "inflate gzip chunks with libdeflate (null: when the layout allows)",
+        "kernel": "numba (compiled, one pass per inflated band; default) or numpy (the reference)",
     }
+    KERNELS = ("numba", "numpy")
 
     def __init__(
         self,
@@ -94,10 +104,14 @@ class MicroBooNEReader(Reader):
         cutoff: float | None = None,
         saturation: float | None = None,
         fast_inflate: bool | None = None,
+        kernel: str = "numba",
     ):
+        if kernel not in self.KERNELS:
+            raise ConfigError(f"microboone: kernel must be one of {list(self.KERNELS)}, got {kernel!r}")
         self.geometry = get_geometry(geometry)
         self.render = WireRender(factor, cutoff, saturation)
         self.fast_inflate = fast_inflate  # None: libdeflate when the layout allows
+        self.kernel = kernel
 
     @classmethod
     def guess_can_open(cls, path) -> bool:
@@ -173,19 +187,11 @@ class MicroBooNEReader(Reader):
         plane = wires["local_plane"][r0:r1, 0]
         wire = self._wire_numbers(path, wires["local_wire"][r0:r1, 0], plane)
         adc = RowBlocks(wires["adc"], fast=self.fast_inflate)
-        ticks = self.geometry.ticks
         spans = index.event_rows(start, stop)
+        render = self._event_render(path, adc, r0, plane, wire)
         for k in range(stop - start):
             a, b = spans.get(start + k, (r0, r0))
-            rows, tick, value = _nonzero_samples(adc, a, b, ticks)
-            rows -= r0
-            self._check_unique_wires(path, start + k, plane[a - r0 : b - r0], wire[a - r0 : b - r0])
-            p, w = plane[rows], wire[rows]
-            images = {}
-            for n, view in enumerate(PLANE_NAMES):
-                sel = p == n
-                shape = (self.geometry.wires[n], ticks)
-                images[view] = render_wire_samples(w[sel], tick[sel], value[sel], shape, self.render)
+            images = dict(zip(PLANE_NAMES, render(start + k, a, b)))
             run, subrun, event = (int(x) for x in ids[k])
             yield Event(
                 EventId(run, subrun, event),
@@ -193,6 +199,41 @@ class MicroBooNEReader(Reader):
                 {name: col[k] for name, col in meta.items()},
                 images,
             )
+
+    def _event_render(self, path: str, adc: RowBlocks, r0: int, plane: np.ndarray, wire: np.ndarray):
+        """``render(event, a, b)``: the planes' COO of the event on rows ``[a, b)`` of the file.
+
+        ``plane`` and ``wire`` are those of the task's rows, from row ``r0`` on.
+        """
+        ticks = self.geometry.ticks
+        if self.kernel == "numba" and wire_kernel_supported(adc.dset.dtype, self.render):
+            from .wire_kernel import DuplicateWireError, EventRender  # numba loads only when used
+
+            kernel = EventRender(self.geometry.wires, ticks, self.render)
+            plane = plane.astype(np.int64)
+
+            def compiled(event: int, a: int, b: int) -> list:
+                kernel.start(b - a)
+                for row0, block in adc.blocks(a, b):
+                    kernel.scan(block, row0 - a)
+                try:
+                    return kernel.images(plane[a - r0 : b - r0], wire[a - r0 : b - r0])
+                except DuplicateWireError as err:
+                    raise self._duplicate(path, event, err.plane, err.wire) from None
+
+            return compiled
+
+        def reference(event: int, a: int, b: int) -> list:
+            rows, tick, value = _nonzero_samples(adc, a, b, ticks)
+            rows -= r0
+            self._check_unique_wires(path, event, plane[a - r0 : b - r0], wire[a - r0 : b - r0])
+            p, w = plane[rows], wire[rows]
+            return [
+                render_wire_samples(w[p == n], tick[p == n], value[p == n], (nw, ticks), self.render)
+                for n, nw in enumerate(self.geometry.wires)
+            ]
+
+        return reference
 
     def _event_table(self, f, path: str):
         return require_group(f, path, "event_table", "not a MicroBooNE OpenSamples file?")
@@ -243,7 +284,11 @@ class MicroBooNEReader(Reader):
         counts = np.bincount(plane.astype(np.int64) * stride + wire)
         if counts.max() > 1:
             p, w = divmod(int(np.argmax(counts)), stride)
-            raise InputError(path, f"event {event}: wire {w} of plane {p} has two rows in wire_table")
+            raise self._duplicate(path, event, p, w)
+
+    @staticmethod
+    def _duplicate(path: str, event: int, plane: int, wire: int) -> InputError:
+        return InputError(path, f"event {event}: wire {wire} of plane {plane} has two rows in wire_table")
 
 
 def _nonzero_samples(adc: RowBlocks, a: int, b: int, ticks: int):
