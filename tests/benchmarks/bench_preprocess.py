@@ -258,18 +258,24 @@ def profile_nudask(path: str, n_events: int, out: str) -> Result:
         )
 
     total = cum("run_chunk")
-    inflate = cum("zlib_decompress")
+    # libdeflate through ctypes (ZlibInflater.into) or the deflate binding; both under _inflate
+    inflate = cum("into") + cum("zlib_decompress")
     checks = cum("_check_unique_wires", "_wire_numbers")
-    render = cum("render_wire_samples")
     write, sha = cum("write_parquet"), cum("file_sha256") + cum("footer_sha256")
     stages = {
         # h5py's Cython calls are invisible to cProfile: they count in RowBlocks._inflate
         "read compressed chunks (read_direct_chunk, RowBlocks._inflate)": max(0.0, cum("_inflate") - inflate),
-        "inflate (deflate.zlib_decompress)": inflate,
+        "inflate (libdeflate)": inflate,
         "copy chunks into the row band (RowBlocks._read_band)": max(0.0, cum("_read_band") - cum("_inflate")),
-        "non-zero extraction (_nonzero_samples)": max(0.0, cum("_nonzero_samples") - cum("_read_band")),
+        # the compiled kernel (numba, the reader's default): its calls count in these two methods
+        "kernel: non-zero scan and 6-tick sums (EventRender.scan)": cum("scan"),
+        "kernel: wire order and COO images (EventRender.images)": cum("images"),
+        # the numpy reference path (kernel=numpy, or a layout the kernel does not take)
+        "numpy: non-zero extraction (_nonzero_samples)": max(
+            0.0, cum("_nonzero_samples") - cum("_read_band")
+        ),
+        "numpy: render + sparsify (render_wire_samples)": cum("render_wire_samples"),
         "wire checks (_check_unique_wires, _wire_numbers)": checks,
-        "render + sparsify (render_wire_samples)": render,
     }
     reader = cum("read", "read_batch")
     stages["reader, the rest (index, metadata, plane split)"] = max(0.0, reader - sum(stages.values()))
