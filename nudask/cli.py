@@ -114,8 +114,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--scheduler", help="address of a running Dask scheduler to use")
     s.add_argument("--workers", type=int, help="workers of the local cluster (default: one per core)")
-    from .cluster import parse_cluster_option
-
     s.add_argument(
         "--cluster",
         metavar="PROFILE",
@@ -131,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--cluster-option",
         action="append",
-        type=parse_cluster_option,
+        type=_key_value,  # cluster.parse_cluster_option, without importing distributed
         default=[],
         metavar="KEY=VALUE",
         help="override a profile option, e.g. --cluster-option walltime=08:00:00 --cluster-option queue=long",
@@ -237,7 +235,6 @@ def _preprocess(a: argparse.Namespace) -> None:
     from distributed import Client
 
     from .cluster import local_cluster
-    from .describe import format_summary, summarize
     from .pipeline import preprocess
 
     kwargs = dict(
@@ -282,6 +279,8 @@ def _preprocess(a: argparse.Namespace) -> None:
             cluster.close()
     else:
         ds = preprocess(a.inputs, a.out, **kwargs)
+    from .describe import format_summary, summarize  # pandas: after the run, not before its first part
+
     print(format_summary(summarize(ds, sample=0)))
 
 

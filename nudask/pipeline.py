@@ -16,15 +16,15 @@ import glob
 import os
 import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import dask.bag as db
 import dask.config
 import pyarrow as pa
 
 from . import config
-from .dataset import Dataset, open_dataset
 from .dataset.manifest import MANIFEST, part_name
 from .dataset.write import batch_to_table, events_to_table, file_sha256, write_parquet
 from .errors import ConfigError, DatasetError, InputError, OutputError
@@ -42,6 +42,9 @@ from .resume import (
     record_inputs,
 )
 from .schema import SCHEMA_VERSION, VALUE_STORAGE, build_schema, merge_fields, merge_views
+
+if TYPE_CHECKING:
+    from .dataset import Dataset
 
 ON_ERROR = ("raise", "skip")
 
@@ -256,23 +259,33 @@ def build(
 
 def _run(
     client,
-    bag: db.Bag,
+    futures: Sequence,
     tasks: Sequence[tuple[Chunk, ...]],
     *,
     journal: Journal,
     on_error: str,
-    retries: int,
     progress: bool,
+    tail: Callable[[], None] | None = None,
 ) -> list[ChunkResult]:
-    """Compute the bag's tasks, journaling each finished one as it arrives."""
+    """Gather the futures of the bag's tasks, journaling each finished one as it arrives.
+
+    ``tail`` is called once, as soon as no chunk task waits for a worker thread any
+    more: what it submits then runs on the threads the last chunks leave idle.
+    """
     from distributed import as_completed
     from tqdm.auto import tqdm
 
-    futures = client.compute(bag.to_delayed(), retries=retries)
     task_of = {f.key: t for f, t in zip(futures, tasks)}
-    results = []
+    results: list[ChunkResult] = []
     bar = tqdm(total=len(futures), unit="chunk", desc="nudask preprocess", disable=not progress)
+    pending = [tail] if tail is not None else []
+
+    def start_tail() -> None:
+        if pending and len(futures) - len(results) <= sum(client.nthreads().values()):
+            pending.pop()()
+
     try:
+        start_tail()
         for fut in as_completed(futures):
             task = task_of[fut.key]
             if fut.status == "error":
@@ -287,6 +300,7 @@ def _run(
                 journal.add(result)
             results.append(result)
             bar.update(1)
+            start_tail()
     finally:
         bar.close()
         client.cancel(futures)
@@ -424,7 +438,7 @@ def preprocess(
         if not todo and is_complete(out) and _manifest_matches(out, done):
             if progress:
                 print(f"nudask: {out} is complete; nothing to do", flush=True)
-            return open_dataset(out)
+            return _opened(out)
         if progress and done:
             print(f"nudask: resuming: {len(done)} of {len(the_plan.tasks)} chunks already written")
 
@@ -434,22 +448,22 @@ def preprocess(
         try:
             cl = get_client()
             with monitor_run(cl, out, report=config.get("preprocess.performance-report")) as run_log:
-                sums = []
-                if config.get("preprocess.checksum", checksum):
-                    sums = cl.map(file_sha256, [i.path for i in the_plan.inputs], pure=False)
-                new = (
-                    _run(
-                        cl,
-                        bag,
-                        todo,
-                        journal=journal,
-                        on_error=on_error,
-                        retries=int(config.get("preprocess.retries", retries)),
-                        progress=progress,
-                    )
-                    if todo
-                    else []
-                )
+                sums: list = []
+
+                def hash_inputs() -> None:
+                    # once the chunks have every thread: hashed first, the inputs held the
+                    # first part back by their whole size over the workers' read rate
+                    sums.extend(cl.map(file_sha256, [i.path for i in the_plan.inputs], pure=False))
+
+                checksums = hash_inputs if config.get("preprocess.checksum", checksum) else None
+                new = []
+                if todo:
+                    retried = int(config.get("preprocess.retries", retries))
+                    futures = cl.compute(bag.to_delayed(), retries=retried)
+                    new = _run(cl, futures, todo, journal=journal, on_error=on_error, progress=progress,
+                               tail=checksums)  # fmt: skip
+                elif checksums:
+                    checksums()
                 run_log.add_chunks(new)  # this run's chunks only: events/s of this run
                 run_log.extra["resumed_chunks"] = len(done)
                 results = list(done.values()) + new
@@ -467,6 +481,13 @@ def preprocess(
             + (f"; {n_fail} failed (see {MANIFEST})" if n_fail else ""),
             flush=True,
         )
+    return _opened(out)
+
+
+def _opened(out: str) -> Dataset:
+    """The dataset written at ``out``; the reading side (pandas) is imported only now."""
+    from .dataset import open_dataset
+
     return open_dataset(out)
 
 

@@ -29,11 +29,12 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from .errors import ConfigError, DataError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pandas only where a metadata frame is read: readers import roles on workers
+    import pandas as pd
+
     from .records import Manifest
 
 FLAVOURS = {12: "nue", 14: "numu", 16: "nutau"}  # |PDG| -> flavour (nu and nubar together)
@@ -77,6 +78,8 @@ class Label:
                 lookup = np.array([*self.classes, ""], dtype=object)
                 code = values.astype(np.int64)
                 return lookup[np.where((code >= 0) & (code < len(self.classes)), code, len(self.classes))]
+            import pandas as pd
+
             return np.asarray(pd.Series(values).astype(str), dtype=object)
         if self.cc is None:
             raise DataError("a label role needs a column, or a cc column for the neutrino category")
@@ -134,6 +137,8 @@ class Vector:
 
     def values(self, meta: pd.DataFrame) -> np.ndarray:
         """``(n, len(columns))`` float64; NaN where a component is null."""
+        import pandas as pd
+
         return np.stack(
             [pd.to_numeric(meta[c], errors="coerce").to_numpy(np.float64) for c in self.columns], 1
         )

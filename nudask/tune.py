@@ -22,7 +22,7 @@ EXAMPLES = (__doc__ or "").split("::")[1].split("\n\nThe job")[0]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    from .cluster import parse_cluster_option
+    from .options import key_value_argument  # cluster.parse_cluster_option, without distributed
 
     p.add_argument("--config", required=True, help="job file with a tune section (YAML or JSON)")
     p.add_argument("--data", help="dataset folder (overrides data: in the job file)")
@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="workers of the local cluster (default: one per core)")
     p.add_argument("--cluster", metavar="PROFILE", help="SLURMCluster profile, e.g. slurm-gpu")
     p.add_argument("--jobs", type=int, default=2, help="SLURM worker jobs (with --cluster; default 2)")
-    p.add_argument("--cluster-option", action="append", type=parse_cluster_option, default=[],
+    p.add_argument("--cluster-option", action="append", type=key_value_argument, default=[],
                    metavar="KEY=VALUE", help="override a profile option (repeatable)")  # fmt: skip
     p.add_argument("--profiles", metavar="FILE", help="cluster profiles file")
     return p

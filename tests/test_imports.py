@@ -8,6 +8,7 @@ is quick and sees lazy imports a run-time check would miss.
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +124,38 @@ def test_the_command_line_does_not_import_keras():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# Heavy modules by where they may load: none for `import nudask` or `nudask --help` (every
+# spawned worker re-imports the command's __main__); the modules of a preprocess task skip
+# the reading, plotting and training side (pyarrow loads pandas later, at its first array).
+NEVER_AT_START = ["tensorflow", "keras", "torch", "jax", "matplotlib", "bokeh", "optuna", "PIL"]
+READING_SIDE = ["pandas", "pyarrow.dataset", "sklearn", "scipy"]
+LOADED = "import json, sys\nprint(json.dumps(sorted(sys.modules)))"
+
+
+def _loaded_after(code: str) -> set[str]:
+    argv = [sys.executable, "-c", f"{code}\n{LOADED}"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True)
+    return set(json.loads(out.stdout.splitlines()[-1]))
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import nudask",
+        "import nudask.cli\nfor argv in (['--help'], ['preprocess', '--help']):\n"
+        "    try:\n        nudask.cli.main(argv)\n    except SystemExit:\n        pass",
+    ],
+    ids=["import nudask", "nudask --help"],
+)
+def test_starting_nudask_imports_nothing_heavy(code):
+    loaded = _loaded_after(code)
+    assert "nudask" in loaded
+    assert sorted(loaded & {*NEVER_AT_START, *READING_SIDE, "distributed", "h5py", "pyarrow"}) == []
+
+
+def test_a_preprocess_task_imports_only_the_writing_side():
+    loaded = _loaded_after("import nudask.pipeline, nudask.readers.microboone, nudask.__main__")
+    assert {"nudask.pipeline", "nudask.dataset.write", "h5py", "pyarrow"} <= loaded  # the check sees imports
+    assert sorted(loaded & {*NEVER_AT_START, *READING_SIDE, "nudask.dataset.read", "nudask.describe"}) == []

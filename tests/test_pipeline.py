@@ -76,6 +76,27 @@ def test_manifest_records_inputs_settings_and_files(bnb_files, tmp_path, client)
     assert ds.metadata.shape[0] == 16
 
 
+def test_inputs_are_hashed_after_every_chunk_not_before_the_first_part(bnb_files, tmp_path):
+    """One worker thread: the input checksums run last, so they never hold back the first part."""
+    from distributed import get_task_stream
+
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address="127.0.0.1:0"
+        ) as c,
+        Client(c) as client,
+        get_task_stream(client) as stream,
+    ):
+        ds = nudask.preprocess(
+            bnb_files, tmp_path / "ds", reader_options=SMALL, events_per_chunk=4, progress=False
+        )
+    hashed = [s["start"] for t in stream.data if "file_sha256" in str(t["key"]) for s in t["startstops"]]
+    written = [os.path.getmtime(tmp_path / "ds" / f.name) for f in ds.manifest.files]
+    assert len(hashed) == 2 and len(written) >= 4
+    assert max(written) <= min(hashed)  # every part was on disk before the first hash began
+    assert all(len(i.sha256) == 64 for i in ds.manifest.inputs)
+
+
 def test_file_names_are_deterministic(bnb_files, tmp_path, client):
     a = nudask.preprocess(bnb_files, tmp_path / "a", reader_options=SMALL, events_per_chunk=4, progress=False)
     b = nudask.preprocess(

@@ -1,31 +1,43 @@
-"""Benchmark of nudask's MicroBooNE preprocessing against its floors and the notebook way.
+"""Benchmark of nudask's MicroBooNE preprocessing at the real files' density (and the sparse one).
 
-Full-geometry MicroBooNE events (2400/2400/3456 wires x 6400 ticks) are simulated
-into a temporary folder (or ``--keep DIR``, reused when it already holds them). In ONE
-run, the repetitions of all in-process measures are interleaved and the median of
-``--repeats`` is reported:
+Full-geometry MicroBooNE events (2400/2400/3456 wires x 6400 ticks) are simulated for each
+``--density``: ``real`` (the simulator's default, the public WithWire files' weight) and
+``sparse`` (``cosmics="sparse"``, the earlier, half as dense files), one file each of
+``max(--events, --scaling-events)`` events in a temporary folder (or ``--keep DIR``, reused
+when it already holds them). One table, a column per density (real first), gives the
+issue's targets with their verdicts, then the measures behind them:
 
-Throughput, one worker (this process, one thread), events/s:
-  floor (a)  h5py reads and inflates each event's rows ``wire_table/adc[a:b]`` (seq_cnt);
+Throughput, one worker (this process, one thread), events/s, the first ``--events`` events:
+  floor (a)  h5py reads and inflates each event's rows ``wire_table/adc[a:b]`` (once);
   floor (b)  the compressed chunks under the events, read with ``read_direct_chunk`` and
-             only inflated, each once per pass, by libdeflate (``deflate``), ISA-L
-             (``isal``) and ``zlib-ng``; the fastest binding is floor (b);
-  nudask     ``run_chunk`` over all events as one chunk: read, render, sparsify, Parquet;
-  notebook   per event a pandas frame with one column per tick, a query per plane,
-             rows placed by wire, 6-tick block sum, cut-off, clip, one 8-bit PNG per plane.
-Storage per event: dense float32 image, nudask Parquet (float32 and ``eight_bit``), PNG.
-Profile: cProfile of a ``run_chunk`` pass each repeat, split into stages (ms per event).
+             only inflated, each once per pass, by libdeflate (``deflate``; repeated), ISA-L
+             (``isal``) and ``zlib-ng`` (once each); the fastest binding is floor (b);
+  nudask     ``run_chunk`` over the events as one chunk: read, render, sparsify, Parquet;
+  notebook   per event a pandas frame with one column per tick, a query per plane, rows
+             placed by wire, 6-tick block sum, cut-off, clip, one 8-bit PNG per plane (once).
+Storage per event: dense float32 image, nudask Parquet (float32, ``--values float16`` where
+  this nudask has it, ``--eight-bit``), the notebook's PNGs; bytes by column (Parquet footer).
+Profile: cProfile of a ``run_chunk`` pass each repeat, by stage (ms per event).
 Scaling: ``preprocess`` over ``--scaling-events`` events on LocalClusters of 1 and of 2
-single-threaded workers, both nudask's ``local_cluster`` (what ``preprocess`` starts) and
-a plain ``LocalCluster`` with Dask's defaults; runs alternated, compute time only (cluster
-started and warmed with a tiny run first); pure-Python tasks on the same clusters are the
-control for the speed-up the machine itself gives at that moment.
+  single-threaded workers, nudask's ``local_cluster`` and a plain ``LocalCluster``; compute
+  time only (clusters started and warmed first, no performance report, no input hashes);
+  pure-Python tasks on the same clusters right after: the control of what the cores gave.
+Time to first part: ``nudask preprocess`` and ``preprocess()`` in fresh processes on the
+  density's file (bench_first_part.py), stages of the call.
+Sizing: the inclusive WithWire sample on 1, 10 and 100 SLURM nodes from the per-core rate
+  (bench_sizing.py).
+``--against DIR``: another checkout's nudask (e.g. the previous commit, ``git worktree add``)
+  runs the ``run_chunk`` measures and the time to first part in its own processes, the
+  runs alternated with this checkout's; its figures are columns beside this one's.
 
-Run from the repository root (5-7 minutes on 2 cores; about 2 GB of memory)::
+Where a target is missed, the stage profile (time) and the bytes by column (storage) follow
+the table, against the floor of each (``--details`` prints them always).
+
+Run from the repository root (6.5 minutes on 2 shared cores with the defaults; 1.2 GB of memory)::
 
     .venv/bin/python tests/benchmarks/bench_preprocess.py
-    .venv/bin/python tests/benchmarks/bench_preprocess.py --events 24 --keep /tmp/nudask-bench
-    .venv/bin/python tests/benchmarks/bench_preprocess.py --skip-scaling --markdown
+    .venv/bin/python tests/benchmarks/bench_preprocess.py --density real --keep /tmp/nudask-bench
+    .venv/bin/python tests/benchmarks/bench_preprocess.py --against /tmp/prev --markdown
 """
 
 from __future__ import annotations
@@ -35,7 +47,6 @@ import cProfile
 import datetime
 import glob
 import hashlib
-import inspect
 import json
 import os
 import platform
@@ -43,50 +54,75 @@ import pstats
 import resource
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from importlib.metadata import version
 
+import dask.config
 import deflate
 import h5py
 import numpy as np
+import pyarrow.parquet as pq
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling benchmark modules
+
+import bench_chunk
+import bench_first_part
+import bench_sizing
+from bench_report import (
+    BINDINGS,
+    Column,
+    Measured,
+    bytes_section,
+    density_line,
+    missed,
+    profile_section,
+    render_table,
+    table_rows,
+)
 
 import nudask
-from nudask import config
 from nudask.dataset.manifest import MANIFEST
-from nudask.events import Chunk
-from nudask.pipeline import plan, preprocess, run_chunk
-from nudask.readers import get_reader
-from nudask.readers.wire_geometry import MICROBOONE
+from nudask.pipeline import preprocess
+from nudask.readers.wire_geometry import MICROBOONE, PLANE_NAMES
 from nudask.simulate import simulate_microboone
 
 WIRES, TICKS, FACTOR = MICROBOONE.wires, MICROBOONE.ticks, 6
 BINS = -(-TICKS // FACTOR)
 CUTOFF, CEILING = 10.0, 100.0
 SEED = 2024
-BINDINGS = ("libdeflate", "isal", "zlib-ng")
+DENSITIES = ("real", "sparse")
 
 Result = tuple[float, dict]  # seconds for all events, extras
 
 
 # -- inputs -------------------------------------------------------------------
-def simulated(folder: str, n_events: int) -> str:
-    """A full-geometry file of ``n_events`` events in ``folder`` (reused if present)."""
-    path = os.path.join(folder, f"bnb_WithWire_bench_{n_events}.h5")
+def simulated(folder: str, n_events: int, cosmics: str) -> str:
+    """A full-geometry file of ``n_events`` events of one density in ``folder`` (reused if present)."""
+    path = os.path.join(folder, f"bnb_WithWire_bench_{cosmics}_{n_events}.h5")
     if not os.path.exists(path):
         t0 = time.perf_counter()
-        simulate_microboone(path, n_events=n_events, seed=SEED, sample="bnb", geometry="microboone")
-        print(f"simulated {n_events} events into {path} in {time.perf_counter() - t0:.1f} s")
+        simulate_microboone(
+            path, n_events=n_events, seed=SEED, sample="bnb", geometry="microboone", cosmics=cosmics
+        )
+        print(f"simulated {n_events} {cosmics} events into {path} in {time.perf_counter() - t0:.1f} s")
     return path
 
 
-def event_spans(path: str) -> list[tuple[int, int]]:
-    """Wire-table rows ``[a, b)`` of each event, from ``event_id.seq_cnt``."""
+def event_spans(path: str, n_events: int | None = None) -> list[tuple[int, int]]:
+    """Wire-table rows ``[a, b)`` of the first ``n_events`` events, from ``event_id.seq_cnt``."""
     with h5py.File(path, "r") as f:
         seq = f["wire_table/event_id.seq_cnt"][()]
     ends = np.cumsum(seq[:, 1])
-    return [(int(e - n), int(e)) for e, n in zip(ends, seq[:, 1], strict=True)]
+    spans = [(int(e - n), int(e)) for e, n in zip(ends, seq[:, 1], strict=True)]
+    return spans[:n_events]
+
+
+def events_in(path: str) -> int:
+    with h5py.File(path, "r") as f:
+        return len(f["event_table/event_id"])
 
 
 # -- throughput measures ------------------------------------------------------
@@ -100,14 +136,24 @@ def floor_h5py(path: str, spans) -> Result:
 
 
 def inflaters(nbytes: int) -> dict[str, Callable[[bytes], bytes]]:
-    from isal import isal_zlib
+    """The installed bindings of :data:`BINDINGS` (ISA-L is no dependency of nudask's)."""
+    out: dict[str, Callable[[bytes], bytes]] = {
+        "libdeflate": lambda raw: deflate.zlib_decompress(raw, nbytes)
+    }
+    try:
+        from isal import isal_zlib
+
+        out["isal"] = lambda raw: isal_zlib.decompress(raw, bufsize=nbytes)
+    except ImportError:
+        pass
     from zlib_ng import zlib_ng
 
-    return {
-        "libdeflate": lambda raw: deflate.zlib_decompress(raw, nbytes),
-        "isal": lambda raw: isal_zlib.decompress(raw, bufsize=nbytes),
-        "zlib-ng": lambda raw: zlib_ng.decompress(raw, bufsize=nbytes),
-    }
+    out["zlib-ng"] = lambda raw: zlib_ng.decompress(raw, bufsize=nbytes)
+    return out
+
+
+def installed_bindings() -> list[str]:
+    return [b for b in BINDINGS if b in inflaters(1)]
 
 
 def floor_direct(path: str, spans, binding: str | None) -> Result:
@@ -123,23 +169,6 @@ def floor_direct(path: str, spans, binding: str | None) -> Result:
                 _, raw = dset.id.read_direct_chunk((r0, c0))
                 out += len(inflate(raw)) if inflate else len(raw)
     return time.perf_counter() - t0, {"bytes": out}
-
-
-def nudask_chunk(path: str, n_events: int, out: str, *, eight_bit: bool = False) -> Result:
-    """nudask's task body: ``run_chunk`` on events ``[0, n_events)`` (setup not timed)."""
-    reader = get_reader("microboone")
-    schema = plan([path], reader, events_per_chunk=n_events, on_error="raise", eight_bit=eight_bit).schema
-    storage = {
-        k: config.get(f"storage.{k.replace('_', '-')}")
-        for k in ("row_group_events", "compression", "compression_level")
-    }
-    chunk = Chunk(path, reader.name, 0, n_events)
-    kw = {"on_error": "raise"} if "on_error" in inspect.signature(run_chunk).parameters else {}
-    t0 = time.perf_counter()
-    task = (chunk,) if "ChunkResult" in inspect.signature(run_chunk).return_annotation else chunk
-    result = run_chunk(task, reader=reader, out=out, schema=schema, storage=storage, **kw)
-    size = result.part.bytes if hasattr(result, "part") else result["file"]["bytes"]
-    return time.perf_counter() - t0, {"bytes": size}
 
 
 def notebook(path: str, spans, out: str) -> Result:
@@ -179,14 +208,44 @@ def block_sum(a: np.ndarray, f: int) -> np.ndarray:
     return a.reshape(a.shape[0], -1, f).sum(-1)
 
 
+# -- storage ------------------------------------------------------------------
+def bytes_by_column(part: str) -> dict[str, int]:
+    """Compressed bytes of each top-level column of a Parquet file, from its footer."""
+    meta = pq.ParquetFile(part).metadata
+    out: dict[str, int] = {}
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for c in range(group.num_columns):
+            chunk = group.column(c)
+            name = chunk.path_in_schema.split(".")[0]
+            out[name] = out.get(name, 0) + chunk.total_compressed_size
+    return out
+
+
+def rendered_pixels(part: str) -> int:
+    """Non-zero rendered pixels in a part: the values of the views' first channels (``u_value``...)."""
+    meta = pq.ParquetFile(part).metadata
+    names = {f"{view}_value" for view in PLANE_NAMES}
+    return sum(
+        meta.row_group(g).column(c).num_values
+        for g in range(meta.num_row_groups)
+        for c in range(meta.num_columns)
+        if meta.row_group(g).column(c).path_in_schema.split(".")[0] in names
+    )
+
+
 # -- profile ------------------------------------------------------------------
 def profile_nudask(path: str, n_events: int, out: str) -> Result:
-    """One profiled ``run_chunk`` pass; extras: {"stages": {stage: seconds}}."""
+    """One profiled ``run_chunk`` pass; extras: {"stages": {stage: seconds}}.
+
+    Stages are named by the functions that do them; one the reader no longer has drops
+    out (0 s) and its time shows under "reader, the rest".
+    """
     prof = cProfile.Profile()
     prof.enable()
-    nudask_chunk(path, n_events, out)
+    bench_chunk.time_chunk(path, n_events, out)
     prof.disable()
-    stats = pstats.Stats(prof).stats  # (file, line, name) -> (cc, nc, tottime, cumtime, callers)
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]  # (file, line, name) -> (.., cumtime, ..)
 
     def cum(*names: str) -> float:
         """Cumulative seconds of nudask functions (exact name) or built-ins (name contained)."""
@@ -199,24 +258,31 @@ def profile_nudask(path: str, n_events: int, out: str) -> Result:
         )
 
     total = cum("run_chunk")
-    inflate = cum("zlib_decompress")
+    # libdeflate through ctypes (ZlibInflater.into) or the deflate binding; both under _inflate
+    inflate = cum("into") + cum("zlib_decompress")
     checks = cum("_check_unique_wires", "_wire_numbers")
-    render = cum("render_wire_samples")
-    write, sha = cum("write_parquet"), cum("file_sha256")
+    write, sha = cum("write_parquet"), cum("file_sha256") + cum("footer_sha256")
     stages = {
         # h5py's Cython calls are invisible to cProfile: they count in RowBlocks._inflate
-        "read compressed chunks (read_direct_chunk, RowBlocks._inflate)": cum("_inflate") - inflate,
-        "inflate (deflate.zlib_decompress)": inflate,
-        "copy chunks into the row band (RowBlocks._read_band)": cum("_read_band") - cum("_inflate"),
-        "non-zero extraction (_nonzero_samples)": cum("_nonzero_samples") - cum("_read_band"),
+        "read compressed chunks (read_direct_chunk, RowBlocks._inflate)": max(0.0, cum("_inflate") - inflate),
+        "inflate (libdeflate)": inflate,
+        "copy chunks into the row band (RowBlocks._read_band)": max(0.0, cum("_read_band") - cum("_inflate")),
+        # the compiled kernel (numba, the reader's default): its calls count in these two methods
+        "kernel: non-zero scan and 6-tick sums (EventRender.scan)": cum("scan"),
+        "kernel: wire order and COO images (EventRender.images)": cum("images"),
+        # the numpy reference path (kernel=numpy, or a layout the kernel does not take)
+        "numpy: non-zero extraction (_nonzero_samples)": max(
+            0.0, cum("_nonzero_samples") - cum("_read_band")
+        ),
+        "numpy: render + sparsify (render_wire_samples)": cum("render_wire_samples"),
         "wire checks (_check_unique_wires, _wire_numbers)": checks,
-        "render + sparsify (render_wire_samples)": render,
-        "reader rest (index, metadata, plane split)": cum("read") - cum("_nonzero_samples") - checks - render,
-        "Arrow table build (events_to_table)": cum("events_to_table"),
-        "Parquet write (write_parquet, zstd 9)": write - sha,
-        "sha256 of the written part (file_sha256)": sha,
     }
-    stages["other"] = total - sum(stages.values())
+    reader = cum("read", "read_batch")
+    stages["reader, the rest (index, metadata, plane split)"] = max(0.0, reader - sum(stages.values()))
+    stages["Arrow table build (events_to_table, batch_to_table)"] = cum("events_to_table", "batch_to_table")
+    stages["Parquet write (write_parquet, zstd 9)"] = write - sha
+    stages["sha256 of the written part (file and footer)"] = sha
+    stages["other"] = max(0.0, total - sum(stages.values()))
     return total, {"stages": stages}
 
 
@@ -229,7 +295,7 @@ def _warm_imports() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}
 
 
-def _busy(seed: int, n: int = 3_000_000) -> int:
+def _busy(seed: int, n: int = 2_000_000) -> int:
     """Pure-Python CPU work (no memory traffic): the control for what the cores give."""
     x = seed
     for i in range(n):
@@ -248,48 +314,48 @@ def make_cluster(kind: str, n: int):
     if kind == "nudask":
         from nudask.cluster import local_cluster
 
-        return local_cluster(n_workers=n, threads_per_worker=1, dashboard_address=":0")
+        return local_cluster(n_workers=n, threads_per_worker=1, dashboard_address="127.0.0.1:0")
     return LocalCluster(
-        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0", host="127.0.0.1"
+        n_workers=n, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0", host="127.0.0.1"
     )
 
 
 def scaling(path: str, warm: str, out: str, repeats: int, per_chunk: int) -> dict:
     """Median compute seconds of ``preprocess`` per cluster of :data:`CLUSTERS`, alternated.
 
-    Also times 8 ``_busy`` tasks on the same clusters: the speed-up the machine itself
+    Also times 4 ``_busy`` tasks on the same clusters: the speed-up the machine itself
     gives at that moment (other processes, shared cores), against which to read nudask's.
+    The performance report (its HTML is written after the last chunk, seconds of bokeh)
+    and the input hashes are off: what is timed is the chunks.
     """
     from distributed import Client
 
     times: dict[tuple, list[float]] = {c: [] for c in CLUSTERS}
     control: dict[tuple, list[float]] = {c: [] for c in CLUSTERS}
     environ = dict(os.environ)
+    run = {"reader": "microboone", "progress": False, "overwrite": True, "checksum": False}
     for _ in range(repeats):
         for kind, n in CLUSTERS:
             # the nanny copies its pre-spawn environment into this process's os.environ and
             # leaves it there, where it overrides the config of every later cluster: reset
             os.environ.clear()
             os.environ.update(environ)
-            with make_cluster(kind, n) as cluster, Client(cluster) as client:
+            with (
+                dask.config.set({"nudask.preprocess.performance-report": False}),
+                make_cluster(kind, n) as cluster,
+                Client(cluster) as client,
+            ):
                 malloc = next(iter(client.run(_warm_imports).values()))
-                run = {
-                    "reader": "microboone",
-                    "client": client,
-                    "progress": False,
-                    "overwrite": True,
-                    "checksum": False,
-                }
-                preprocess(warm, os.path.join(out, "warm"), events_per_chunk=1, **run)
+                preprocess(warm, os.path.join(out, "warm"), events_per_chunk=1, client=client, **run)
                 target = os.path.join(out, f"{kind}{n}")
                 t0 = time.perf_counter()
-                preprocess(path, target, events_per_chunk=per_chunk, **run)
+                preprocess(path, target, events_per_chunk=per_chunk, client=client, **run)
                 wall = time.perf_counter() - t0
                 with open(os.path.join(target, MANIFEST)) as fh:
                     info = json.load(fh).get("run", {})
                 times[kind, n].append(info.get("seconds", wall))
                 t0 = time.perf_counter()
-                client.gather(client.map(_busy, range(8), pure=False))
+                client.gather(client.map(_busy, range(4), pure=False))
                 control[kind, n].append(time.perf_counter() - t0)
                 print(
                     f"  scaling, {kind} cluster, {n} worker(s): compute "
@@ -301,9 +367,98 @@ def scaling(path: str, warm: str, out: str, repeats: int, per_chunk: int) -> dic
     os.environ.clear()
     os.environ.update(environ)
     return {
-        "nudask": {c: statistics.median(t) for c, t in times.items()},
+        "seconds": {c: statistics.median(t) for c, t in times.items()},
         "control": {c: statistics.median(t) for c, t in control.items()},
     }
+
+
+# -- one density --------------------------------------------------------------
+def measure_density(density: str, path: str, warm: str, tmp: str, args) -> Measured:
+    """The in-process measures (repeated, interleaved), the once-only ones, scaling, first part."""
+    spans = event_spans(path, args.events)
+    n = len(spans)
+    dirs = {k: os.path.join(tmp, density, k) for k in ("nudask", "png", "prof", "scale", "other", "first")}
+    dirs.update({s: os.path.join(tmp, density, s) for s in bench_chunk.storages()})
+    for d in dirs.values():
+        os.makedirs(d)
+    repeated: dict[str, Callable[[], Result]] = {
+        "read only": lambda: floor_direct(path, spans, None),
+        "libdeflate": lambda: floor_direct(path, spans, "libdeflate"),
+        "nudask": lambda: bench_chunk.time_chunk(path, n, dirs["nudask"]),
+        "profile": lambda: profile_nudask(path, n, dirs["prof"]),
+    }
+    once: dict[str, Callable[[], Result]] = {
+        "h5py": lambda: floor_h5py(path, spans),
+        **{b: (lambda b=b: floor_direct(path, spans, b)) for b in installed_bindings() if b != "libdeflate"},
+        "notebook": lambda: notebook(path, spans, dirs["png"]),
+    }
+    # warm-up: imports, page cache
+    floor_h5py(path, spans[:1])
+    bench_chunk.time_chunk(warm, 1, dirs["prof"])
+    notebook(warm, event_spans(warm, 1), dirs["png"])
+    times: dict[str, list[float]] = {k: [] for k in [*repeated, *once]}
+    extras: dict[str, list[dict]] = {k: [] for k in times}
+    faults: dict[str, list[int]] = {k: [] for k in times}
+    other: list[dict] = []
+
+    def timed(name: str, fn: Callable[[], Result]) -> None:
+        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        seconds, extra = fn()
+        faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+        times[name].append(seconds)
+        extras[name].append(extra)
+
+    for rep in range(args.repeats):
+        for name, fn in repeated.items():
+            timed(name, fn)
+        if args.against:  # the other checkout in its own process, between this one's passes
+            other.append(bench_chunk.other_checkout(args.against, path, n, dirs["other"]))
+        print(
+            f"{density}, repeat {rep + 1}/{args.repeats}: "
+            + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items() if v)
+            + (f", other checkout's nudask {other[-1]['seconds'][0]:.2f} s" if other else ""),
+            flush=True,
+        )
+    for name, fn in once.items():
+        timed(name, fn)
+    print(f"{density}, once: " + ", ".join(f"{k} {times[k][-1]:.2f} s" for k in once), flush=True)
+    parts = {"float32": extras["nudask"][-1]["file"]}
+    for storage in bench_chunk.storages():
+        if storage != "float32":
+            parts[storage] = bench_chunk.time_chunk(path, n, dirs[storage], storage)[1]["file"]
+    extras["h5py"][-1]["samples"] = (spans[-1][1] - spans[0][0]) * TICKS
+    stages = {
+        s: statistics.median(e["stages"][s] for e in extras["profile"])
+        for s in extras["profile"][0]["stages"]
+    }
+    result = Measured(
+        density=density,
+        n=n,
+        file_bytes_per_event=os.path.getsize(path) / events_in(path),
+        seconds={k: statistics.median(v) for k, v in times.items()},
+        extra={k: v[-1] for k, v in extras.items()},
+        faults={k: statistics.median(v) for k, v in faults.items()},
+        stages=stages,
+        part_bytes={s: os.path.getsize(p) for s, p in parts.items()},
+        columns={s: bytes_by_column(p) for s, p in parts.items()},
+        pixels=rendered_pixels(parts["float32"]),
+    )
+    if other:
+        result.other = {
+            "seconds": statistics.median(o["seconds"][0] for o in other),
+            "bytes": other[-1]["bytes"],
+            "version": other[-1]["version"],
+        }
+    if not args.skip_scaling:
+        result.scale = scaling(path, warm, dirs["scale"], args.scaling_repeats, args.events_per_chunk)
+        result.scaling_events = events_in(path)
+    if not args.skip_first_part:
+        roots = {
+            "this": bench_first_part.HERE,
+            **({"other": os.path.abspath(args.against)} if args.against else {}),
+        }
+        result.first_part = bench_first_part.measure(roots, path, args.first_part_repeats, dirs["first"])
+    return result
 
 
 # -- report -------------------------------------------------------------------
@@ -320,13 +475,13 @@ def machine() -> dict[str, str]:
         "h5py",
         "pyarrow",
         "deflate",
-        "isal",
         "zlib-ng",
         "pandas",
         "pillow",
         "dask",
         "distributed",
     )
+    pkgs += ("isal",) if "isal" in installed_bindings() else ()
     return {
         "code": code_version(),
         "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
@@ -354,186 +509,106 @@ def code_version() -> str:
     return f"nudask {nudask.__version__}, git {commit}, sources sha256 {digest.hexdigest()[:12]}"
 
 
-def row(measure: str, value: float, unit: str, target: str = "", fmt: str = ".2f") -> list[str]:
-    verdict = ""
-    if target:
-        op, bound = target.split()
-        ok = value >= float(bound) if op == ">=" else value <= float(bound)
-        verdict = "pass" if ok else "FAIL"
-    return [measure, format(value, fmt), unit, target, verdict]
-
-
-def render_table(rows: list[list[str]], markdown: bool) -> str:
-    head = ["measure", "value", "unit", "target", "pass/fail"]
-    if markdown:
-        rule = "|---|---:|---|---|---|"
-        return "\n".join(
-            ["| " + " | ".join(r) + " |" for r in [head]]
-            + [rule]
-            + ["| " + " | ".join(r) + " |" for r in rows]
-        )
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    fmt = "  ".join(f"{{:{'>' if i == 1 else '<'}{w}}}" for i, w in enumerate(widths))
-    sep = "  ".join("-" * w for w in widths)
-    return "\n".join([fmt.format(*head), sep] + [fmt.format(*r) for r in rows])
-
-
-def report(
-    n: int, med: dict, extra: dict, faults: dict, eight: dict, stages: dict, scale: dict | None, args
-) -> list[list[str]]:
-    rate = {k: n / v for k, v in med.items()}
-    best = max(BINDINGS, key=lambda b: rate[b])
-    dense_in = extra["h5py"]["dense_bytes"]
-    dense = sum(WIRES) * BINS * 4
-    parquet, parquet8 = extra["nudask"]["bytes"] / n, eight["bytes"] / n
-    png = extra["notebook"]["bytes"] / n
-    rows = [
-        row("events (full geometry, simulated, one file)", n, "events", fmt="d"),
-        row(
-            "non-zero samples in wire_table/adc", 100 * extra["h5py"]["nnz"] / (dense_in / 4), "%", fmt=".3f"
-        ),
-        row("compressed wire_table/adc", extra["read only"]["bytes"] / n / 1e6, "MB/event"),
-        row(
-            "floor (a): h5py adc[a:b] per event",
-            rate["h5py"],
-            f"events/s ({dense_in / med['h5py'] / 1e9:.2f} GB/s out)",
-        ),
-        row("read_direct_chunk only, no inflate", rate["read only"], "events/s"),
-    ]
-    for b in BINDINGS:
-        gbs = extra[b]["bytes"] / med[b] / 1e9
-        rows.append(row(f"read_direct_chunk + {b}", rate[b], f"events/s ({gbs:.2f} GB/s out)"))
-    rows += [
-        row(f"floor (b): fastest binding = {best}", rate[best], "events/s"),
-        row("nudask run_chunk (read+render+sparsify+write)", rate["nudask"], "events/s"),
-        row("notebook (pandas + block sum + PNG)", rate["notebook"], "events/s"),
-        row("nudask / floor (a)", rate["nudask"] / rate["h5py"], "x", ">= 1.3"),
-        row("nudask / floor (b)", rate["nudask"] / rate[best], "x", ">= 0.6"),
-        row("nudask / notebook", rate["nudask"] / rate["notebook"], "x", ">= 4"),
-        row(f"minor page faults: floor (b) {best}", faults[best] / n, "per event", fmt=".0f"),
-        row("minor page faults: nudask", faults["nudask"] / n, "per event", fmt=".0f"),
-        row("minor page faults: nudask under cProfile", faults["profile"] / n, "per event", fmt=".0f"),
-        row("dense float32 image (3 planes x 1067 bins)", dense / 1e6, "MB/event"),
-        row("nudask Parquet, float32 (zstd 9)", parquet / 1e3, "kB/event", fmt=".1f"),
-        row("nudask Parquet, eight_bit", parquet8 / 1e3, "kB/event", fmt=".1f"),
-        row("notebook 8-bit PNG (3 planes)", png / 1e3, "kB/event", fmt=".1f"),
-        row("dense / Parquet", dense / parquet, "x", ">= 150", fmt=".0f"),
-        row("Parquet / PNG", parquet / png, "x", "<= 2"),
-        row("8-bit Parquet / PNG", parquet8 / png, "x", "<= 0.8"),
-    ]
-    if scale:
-        t, c = scale["nudask"], scale["control"]
-        per = f"{args.scaling_events} events, {args.events_per_chunk} per chunk"
-        ns = args.scaling_events
-        for kind, name, target in (
-            ("nudask", "nudask local_cluster", ">= 1.7"),
-            ("dask", "plain LocalCluster (Dask defaults)", ""),
-        ):
-            rows += [
-                row(f"preprocess, {name}, 1 worker ({per})", ns / t[kind, 1], "events/s"),
-                row(f"preprocess, {name}, 2 workers", ns / t[kind, 2], "events/s"),
-                row(f"  2 workers / 1 worker, {name}", t[kind, 1] / t[kind, 2], "x", target),
-            ]
-        rows.append(
-            row("  control: pure-Python tasks, 2 workers / 1 worker", c["nudask", 1] / c["nudask", 2], "x")
-        )
-    profiled = med["profile"]
-    rows += [
-        row("profile: nudask unprofiled (median)", 1e3 * med["nudask"] / n, "ms/event", fmt=".1f"),
-        row("profile: nudask under cProfile (median)", 1e3 * profiled / n, "ms/event", fmt=".1f"),
-    ]
-    for stage, seconds in stages.items():
-        rows.append(
-            row(
-                f"profile: {stage}",
-                1e3 * seconds / n,
-                f"ms/event ({100 * seconds / profiled:.0f} %)",
-                fmt=".1f",
-            )
-        )
-    return rows
-
-
 # -- main ---------------------------------------------------------------------
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--events", type=int, default=12, help="events to simulate (default 12)")
-    ap.add_argument("--repeats", type=int, default=3, help="repeats per measure, median (3)")
+    ap.add_argument(
+        "--density",
+        choices=("real", "sparse", "both"),
+        default="both",
+        help="simulated density: real (the public files'), sparse (earlier files), both (default)",
+    )
+    ap.add_argument("--events", type=int, default=8, help="events of the in-process measures (8)")
+    ap.add_argument("--repeats", type=int, default=3, help="repeats of the in-process measures, median (3)")
     ap.add_argument("--keep", metavar="DIR", help="simulate into DIR; reuse files found there")
     ap.add_argument("--skip-scaling", action="store_true", help="skip the LocalCluster runs")
-    ap.add_argument("--scaling-events", type=int, default=24, help="events in scaling runs (24)")
+    ap.add_argument("--scaling-events", type=int, default=16, help="events of the scaling runs (16)")
+    ap.add_argument("--scaling-repeats", type=int, default=2, help="repeats of each scaling run (2)")
     ap.add_argument("--events-per-chunk", type=int, default=2, help="scaling runs' chunks (2)")
+    ap.add_argument("--skip-first-part", action="store_true", help="skip the time to first part")
+    ap.add_argument(
+        "--first-part-repeats", type=int, default=1, help="runs of each way to the first part (1)"
+    )
+    ap.add_argument("--against", metavar="DIR", help="another checkout's root: its nudask side by side")
+    ap.add_argument("--details", action="store_true", help="print the profile and bytes by column always")
     ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
-    args = ap.parse_args(argv)
-    load = os.getloadavg()
+    ap.add_argument("--cores-per-node", type=int, default=32, help="the sizing's SLURM nodes (32)")
+    ap.add_argument(
+        "--read-gbs-per-node", type=float, default=1.0, help="the sizing's read rate per node (1)"
+    )
+    return ap.parse_args(argv)
 
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    load = os.getloadavg()
+    about = machine()
+    densities = DENSITIES if args.density == "both" else (args.density,)
+    t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="nudask-bench-") as tmp:
         data = args.keep or tmp
         os.makedirs(data, exist_ok=True)
-        path, warm = simulated(data, args.events), simulated(data, 2)
-        spans = event_spans(path)
-        n = len(spans)
-        dirs = {k: os.path.join(tmp, k) for k in ("nudask", "nudask8", "png", "prof", "scale")}
-        for d in dirs.values():
-            os.makedirs(d)
-        measures: dict[str, Callable[[], Result]] = {
-            "h5py": lambda: floor_h5py(path, spans),
-            "read only": lambda: floor_direct(path, spans, None),
-            **{b: (lambda b=b: floor_direct(path, spans, b)) for b in BINDINGS},
-            "nudask": lambda: nudask_chunk(path, n, dirs["nudask"]),
-            "notebook": lambda: notebook(path, spans, dirs["png"]),
-            "profile": lambda: profile_nudask(path, n, dirs["prof"]),
-        }
-        # warm-up: imports, page cache
-        floor_h5py(path, spans[:1])
-        nudask_chunk(warm, 1, dirs["prof"])
-        notebook(warm, event_spans(warm)[:1], dirs["png"])
-        times: dict[str, list[float]] = {k: [] for k in measures}
-        extras: dict[str, list[dict]] = {k: [] for k in measures}
-        faults: dict[str, list[int]] = {k: [] for k in measures}
-        for rep in range(args.repeats):
-            for name, fn in measures.items():
-                f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-                seconds, extra = fn()
-                faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
-                times[name].append(seconds)
-                extras[name].append(extra)
-            print(
-                f"repeat {rep + 1}/{args.repeats}: "
-                + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
-                flush=True,
-            )
-        _, eight = nudask_chunk(path, n, dirs["nudask8"], eight_bit=True)
-        scale = (
-            None
-            if args.skip_scaling
-            else scaling(
-                simulated(data, args.scaling_events), warm, dirs["scale"], args.repeats, args.events_per_chunk
-            )
-        )
-
-    med = {k: statistics.median(v) for k, v in times.items()}
-    extra = {k: v[-1] for k, v in extras.items()}
-    extra["h5py"]["dense_bytes"] = (spans[-1][1] - spans[0][0]) * TICKS * 4
-    stages = {
-        s: statistics.median(e["stages"][s] for e in extras["profile"])
-        for s in extras["profile"][0]["stages"]
-    }
-    med_faults = {k: statistics.median(v) for k, v in faults.items()}
-    rows = report(n, med, extra, med_faults, eight, stages, scale, args)
+        warm = simulated(data, 2, "sparse")
+        results = []
+        for density in densities:
+            path = simulated(data, max(args.events, args.scaling_events), density)
+            results.append(measure_density(density, path, warm, tmp, args))
+        columns: list[Column] = []
+        for m in results:
+            columns.append((m.density, m, False))
+            if m.other:
+                columns.append((f"{m.density}, other checkout", m, True))
+        rows = table_rows(columns)
+        details = [
+            profile_section(results)
+            if args.details or missed(rows, "nudask / inflate-only floor (b)", "nudask / floor (a)")
+            else "",
+            bytes_section(results)
+            if args.details or missed(rows, *(r.measure for r in rows if "Parquet" in r.measure and r.target))
+            else "",
+        ]
 
     bullet = "- " if args.markdown else ""
     print()
-    for k, v in machine().items():
+    for k, v in about.items():
         print(f"{bullet}{k}: {v}")
+    for m in results:
+        if m.other:
+            print(f"{bullet}other checkout ({m.density} column): {m.other['version']}")
     print(f"{bullet}load average (1 min) at start / end: {load[0]:.2f} / {os.getloadavg()[0]:.2f}")
     print(
-        f"{bullet}run: --events {args.events} --repeats {args.repeats}"
+        f"{bullet}run: --density {args.density} --events {args.events} --repeats {args.repeats}"
         + (" --skip-scaling" if args.skip_scaling else f" --scaling-events {args.scaling_events}")
-        + "; medians of interleaved repeats"
+        + f"; medians of interleaved repeats; {time.perf_counter() - t_start:.0f} s in all"
     )
+    for m in results:
+        print(f"{bullet}density, {density_line(m)}")
+    if "float16" not in bench_chunk.storages():
+        print(f"{bullet}--values float16: n/a (not built: this nudask's preprocess has no values= option)")
     print()
-    print(render_table(rows, args.markdown))
+    print(render_table([c[0] for c in columns], rows, args.markdown))
+    for text in details:
+        if text:
+            print()
+            print(text)
+    real = next((m for m in results if m.density == "real"), results[0])
+    if real.scale:
+        rate, source = scale_rate(real), f"preprocess on nudask's cluster, 1 worker, {real.density} density"
+    else:
+        rate, source = (
+            real.rate("nudask"),
+            f"run_chunk in one process, {real.density} density (no scaling run)",
+        )
+    print()
+    print(
+        bench_sizing.sizing_table(
+            rate, source, cores_per_node=args.cores_per_node, read_gbs_per_node=args.read_gbs_per_node
+        )
+    )
+
+
+def scale_rate(m: Measured) -> float:
+    return m.scaling_events / m.scale["seconds"]["nudask", 1]  # type: ignore[index]
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import ndimage
 
 EV_PER_ELECTRON = 3.745
 CLASSES = ("muon", "electron", "blob", "diffusion_hit", "alpha", "other")
@@ -191,6 +190,8 @@ def measure(img: np.ndarray, labels: np.ndarray, n: int) -> dict[str, np.ndarray
 
 def extract_events(image: np.ndarray, recipe: Recipe = Recipe()) -> list[Found]:
     """The events of a calibrated image (electrons), in the order of their first pixel."""
+    from scipy import ndimage  # here: guessing any file's reader imports this module
+
     img, mask = event_mask(image, recipe)
     labels, n = ndimage.label(mask, SQUARE)
     feats = measure(img, labels, n)
@@ -215,6 +216,8 @@ def single_event_features(image: np.ndarray, recipe: Recipe = Recipe()) -> dict:
     img, mask = event_mask(image, Recipe(**{**recipe.options(), "frame": 0}))
     if not mask.any():  # nothing above threshold: measure the clipped pixels instead
         mask = img > 0
+    from scipy import ndimage
+
     labels, n = ndimage.label(mask, SQUARE)
     if n == 0:
         return {k: v[0] for k, v in measure(img, np.ones(img.shape, np.int32), 1).items()}
