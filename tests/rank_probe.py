@@ -14,13 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-OUT = Path(os.environ["NUDASK_PROBE_DIR"])
-RANK = os.environ["SLURM_PROCID"]
-
 
 def main() -> int:
+    out, rank = Path(os.environ["NUDASK_PROBE_DIR"]), os.environ["SLURM_PROCID"]  # read when run
     assert sys.argv[1:3] == ["-m", "nudask.train"], sys.argv
-    (OUT / f"rank_{RANK}.pid").write_text(str(os.getpid()))
+    (out / f"rank_{rank}.pid").write_text(str(os.getpid()))
     import keras
 
     from nudask.train import __main__ as cli
@@ -30,18 +28,18 @@ def main() -> int:
     batch = BatchSource.batch
 
     def recorded(self, i, **kw):
-        out = batch(self, i, **kw)
+        made = batch(self, i, **kw)
         if self.shuffle:  # the training split
             epoch = self.epoch if kw.get("epoch") is None else kw["epoch"]
             read.setdefault(epoch, {})[i] = self.batch_rows(i, epoch).tolist()
-        return out
+        return made
 
     fit = keras.Model.fit
 
     def fitted(self, *args, **kw):
         history = fit(self, *args, **kw)
-        np.savez(OUT / f"rank_{RANK}.npz", *self.get_weights())
-        (OUT / f"rank_{RANK}.json").write_text(json.dumps(read))
+        np.savez(out / f"rank_{rank}.npz", *self.get_weights())
+        (out / f"rank_{rank}.json").write_text(json.dumps(read))
         return history
 
     BatchSource.batch = recorded
