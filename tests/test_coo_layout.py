@@ -252,7 +252,8 @@ def _dense(index, shape, values):
 def test_float16_columns_read_back_in_duckdb_pandas_and_pyarrow(half):
     want = half.coo(0)["v"].values.astype(np.float32)
     first = half.files[0]
-    got_duckdb = duckdb.execute("SELECT v_value FROM read_parquet($f) LIMIT 1", {"f": first}).fetchone()[0]
+    with duckdb.connect() as con:  # its own: a partly fetched result blocks the default connection
+        got_duckdb = con.execute("SELECT v_value FROM read_parquet($f) LIMIT 1", {"f": first}).fetchone()[0]
     got_pandas = pd.read_parquet(first, columns=["v_value"]).v_value.iloc[0]
     got_arrow = pq.read_table(first, columns=["v_value"])["v_value"][0].values.to_numpy()
     for got in (got_duckdb, got_pandas, got_arrow):
