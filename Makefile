@@ -23,7 +23,8 @@ test-long: setup                   ## the long tests: trainings to a stated accu
 	$(BIN)/python -m pytest -m long
 
 # the JAX backend: jax's CPU wheel beside TensorFlow in the same venv, the training tests with
-# KERAS_BACKEND=jax (the quick job, the NOvA trainings to the TensorFlow tests' accuracies, two devices)
+# KERAS_BACKEND=jax (the quick job and the NOvA training to the TensorFlow tests' accuracy, two
+# devices; the kill-and-resume and the NOvA regression, backend-neutral code, run on TensorFlow only)
 JAX_TESTS := tests/test_train_run.py tests/test_train_accuracy.py::test_numu_cc_vs_rest_on_nova \
 	"tests/test_train_devices.py::test_two_devices_train_like_one_at_the_same_global_batch[jax-densify]"
 
@@ -32,7 +33,7 @@ $(BIN)/.jax: $(BIN)/.installed
 	touch $@
 
 test-jax: $(BIN)/.jax              ## the training tests on the JAX backend (CI's own step; about 10 minutes)
-	KERAS_BACKEND=jax $(BIN)/python -m pytest $(JAX_TESTS)
+	KERAS_BACKEND=jax $(BIN)/python -m pytest $(JAX_TESTS) -k "not real_kill and not nova_numu_cc_regression"
 
 test-container: setup              ## build Singularity.def for real with Apptainer and run its %test (minutes)
 	$(BIN)/python -m pytest -m container

@@ -256,7 +256,7 @@ def test_nova_numu_cc_regression_and_classes(nova, tmp_path):
     assert_report(run, ["loss", "confusion", "roc", "accuracy_by_category", "events"])
 
 
-@pytest.mark.slow
+@pytest.mark.long  # the mid-epoch kill (tests/test_train_resume_mid_epoch.py) covers most of it in make test
 def test_resume_after_a_real_kill(mb, tmp_path):
     """SIGKILL a training process after its first epoch, then resume it."""
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
