@@ -20,7 +20,7 @@ test: setup                        ## the test suite, slow and SLURM tests inclu
 	$(BIN)/python -m pytest -m "not container and not long"
 
 test-long: setup                   ## the long tests: trainings to a stated accuracy, a killed SLURM study (CI's own step)
-	$(BIN)/python -m pytest -m long
+	$(BIN)/python -m pytest -m long -k "not jax"  # the JAX variants run in make test-jax
 
 # the JAX backend: jax's CPU wheel beside TensorFlow in the same venv, the training tests with
 # KERAS_BACKEND=jax (the quick job and the NOvA training to the TensorFlow tests' accuracy, two
