@@ -335,7 +335,9 @@ def _settings(
             _hinted("storage.row-group-events", row_group_events, hints.get("row_group_events"))
         ),
         "compression": config.get("storage.compression", compression),
-        "compression_level": config.get("storage.compression-level", compression_level),
+        "compression_level": _hinted(
+            "storage.compression-level", compression_level, hints.get("compression_level")
+        ),
     }
     return settings, storage
 

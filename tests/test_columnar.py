@@ -50,3 +50,9 @@ def test_reader_storage_hints_apply_only_where_nothing_else_is_set():
         assert _settings(None, None, None, None, None, hints)[1]["row_group_events"] == 64
     settings, storage = _settings(None, None, None, None, None, {})  # no hints: nudask's defaults
     assert (settings["events_per_chunk"], storage["row_group_events"]) == (20, 16)
+    assert storage["compression_level"] == 9
+    level = {"compression_level": 1}
+    assert _settings(None, None, None, None, None, level)[1]["compression_level"] == 1
+    assert _settings(None, None, None, None, 5, level)[1]["compression_level"] == 5
+    with dask.config.set({"nudask.storage.compression-level": 12}):
+        assert _settings(None, None, None, None, None, level)[1]["compression_level"] == 12

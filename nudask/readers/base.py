@@ -55,9 +55,9 @@ class Reader:
     OPTIONS: ClassVar[Mapping[str, str]] = {}
     #: guessing order: lower first; ties go built-ins (in registry order), then plugins by name
     guess_priority: ClassVar[int] = 0
-    #: defaults of ``events_per_chunk`` and ``row_group_events`` that suit this format's events
-    #: (small ones, e.g. cluster images, want more per task and row group); they apply where
-    #: neither the call nor the user's configuration sets one
+    #: defaults of ``events_per_chunk``, ``row_group_events`` and ``compression_level`` that suit
+    #: this format's events (small ones, e.g. cluster images, want more per task and row group);
+    #: they apply where neither the call nor the user's configuration sets one
     storage_hints: ClassVar[Mapping[str, int]] = {}
 
     def __init__(self) -> None:

@@ -46,10 +46,15 @@ def time_chunk(path: str, n_events: int, out: str, storage: str = "float32") -> 
     options.setdefault("eight_bit", False)
     reader = get_reader("microboone")
     schema = plan([path], reader, events_per_chunk=n_events, on_error="raise", **options).schema
-    settings = {
-        k: config.get(f"storage.{k.replace('_', '-')}")
-        for k in ("row_group_events", "compression", "compression_level")
-    }
+    try:  # what preprocess() writes with: the configuration, else the reader's hints
+        from nudask.pipeline import _settings
+
+        settings = _settings(None, False, None, None, None, getattr(reader, "storage_hints", {}))[1]
+    except (ImportError, TypeError):  # older checkouts
+        settings = {
+            k: config.get(f"storage.{k.replace('_', '-')}")
+            for k in ("row_group_events", "compression", "compression_level")
+        }
     chunk = Chunk(path, reader.name, 0, n_events)
     # older checkouts: run_chunk took one chunk (not a tuple) and returned a dict
     kw = {"on_error": "raise"} if "on_error" in inspect.signature(run_chunk).parameters else {}
