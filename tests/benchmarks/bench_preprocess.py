@@ -280,7 +280,7 @@ def profile_nudask(path: str, n_events: int, out: str) -> Result:
     reader = cum("read", "read_batch")
     stages["reader, the rest (index, metadata, plane split)"] = max(0.0, reader - sum(stages.values()))
     stages["Arrow table build (events_to_table, batch_to_table)"] = cum("events_to_table", "batch_to_table")
-    stages["Parquet write (write_parquet, zstd 9)"] = write - sha
+    stages["Parquet write (write_parquet)"] = write - sha
     stages["sha256 of the written part (file and footer)"] = sha
     stages["other"] = max(0.0, total - sum(stages.values()))
     return total, {"stages": stages}
