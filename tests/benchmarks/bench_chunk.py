@@ -68,18 +68,25 @@ def time_chunk(path: str, n_events: int, out: str, storage: str = "float32") -> 
     return seconds, {"bytes": size, "file": os.path.join(out, name)}
 
 
+def git_commit(folder: str) -> str:
+    """``git describe`` of the checkout holding ``folder`` ("?" outside one)."""
+    try:
+        return subprocess.run(
+            ["git", "-C", folder, "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
 def version() -> str:
     """``nudask VERSION, git COMMIT`` of the nudask imported."""
     import nudask
 
     root = os.path.dirname(os.path.abspath(nudask.__file__))
-    try:
-        commit = subprocess.run(
-            ["git", "-C", root, "describe", "--always", "--dirty"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "? (not a git checkout)"
-    return f"nudask {nudask.__version__} at {os.path.dirname(root)}, git {commit}"
+    return f"nudask {nudask.__version__} at {os.path.dirname(root)}, git {git_commit(root)}"
 
 
 def other_checkout(root: str, path: str, n_events: int, out: str, repeats: int = 1) -> dict:

@@ -53,7 +53,6 @@ import platform
 import pstats
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -500,12 +499,7 @@ def code_version() -> str:
     for name in sorted(glob.glob(os.path.join(root, "**", "*.py"), recursive=True)):
         with open(name, "rb") as fh:
             digest.update(fh.read())
-    try:
-        commit = subprocess.run(
-            ["git", "-C", root, "describe", "--always", "--dirty"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "?"
+    commit = bench_chunk.git_commit(root)
     return f"nudask {nudask.__version__}, git {commit}, sources sha256 {digest.hexdigest()[:12]}"
 
 
