@@ -57,7 +57,7 @@ class MicroBooNEReader(Reader):
         "(1-5, the earlier releases' files) or a mean number of muons per readout",
     }
     RUNS: ClassVar[dict[str, int]] = {"bnb": 5000, "nue": 7000}  # distinct event ids across samples
-    # zstd 1 writes the byte-split wire images 4x faster than zstd 9, at the same size lossless
+    # zstd 1 writes the byte-split wire images 3-4x faster than zstd 9, at the same size lossless
     # and 1-8 % larger in 8-bit and float16 (BENCHMARKS.md, "Parquet write: zstd level")
     storage_hints: ClassVar[dict[str, int]] = {"compression_level": 1}
 

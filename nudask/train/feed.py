@@ -13,8 +13,8 @@ batch the interrupted run had not trained, and every epoch of a capped run
 from __future__ import annotations
 
 import keras
-import numpy as np
 
+from .iterate import copied
 from .stream import BatchSource
 
 
@@ -45,12 +45,9 @@ class KerasStream(keras.utils.PyDataset):
 
     def __getitem__(self, index: int):
         batch = self.source.batch(self.start + index)
-        if not self.copies:
-            return batch
         # a distributed input pipeline (several replicas) holds more batches than the ring of
         # reused buffers: its tensors may alias them, so it gets arrays of its own
-        x, *rest = batch
-        return ({k: np.array(v) for k, v in x.items()}, *rest)
+        return copied(batch) if self.copies else batch
 
 
 def stream(
