@@ -140,14 +140,42 @@ def test_a_multi_worker_run_outside_srun_is_refused(mb, tmp_path, monkeypatch):
     assert not (tmp_path / "runs").exists()  # refused before any folder is made
 
 
-def test_a_run_resumes_only_on_as_many_replicas(tmp_path):
+def test_a_resume_keeps_the_runs_global_batch_and_rate_on_any_replicas_that_share_it(tmp_path):
     from nudask.errors import ConfigError
+    from nudask.train.config import make_config
     from nudask.train.distribute import Placement
-    from nudask.train.fit import _check_replicas
+    from nudask.train.fit import Schedule
 
+    cfg = make_config({"input": {"batch_size": 8}, "train": {"learning_rate": 0.002}})
+    cpu = ["/device:CPU:0"]
+    two = Placement("tensorflow", cpu * 2)
+    new = Schedule.new(cfg, two)
+    assert (new.global_batch, new.replicas, new.learning_rate(cfg)) == (16, 2, pytest.approx(0.004))
+    (tmp_path / "environment.json").write_text(json.dumps({"placement": {"replicas": 1}}))  # rewritten
+    state = new.record()
+    for placement in (Placement("tensorflow", cpu), Placement("tensorflow", cpu, rank=1, workers=4)):
+        assert Schedule.of_run(tmp_path, state, cfg, placement) == new  # 16 events, the rate for 2
+    with pytest.raises(ConfigError, match="global batches of 16 events, which 3 replicas cannot share"):
+        Schedule.of_run(tmp_path, state, cfg, Placement("tensorflow", cpu * 3))
+    # a run from before the state kept it: its environment.json's replicas
     (tmp_path / "environment.json").write_text(json.dumps({"placement": {"replicas": 2}}))
-    with pytest.raises(ConfigError, match="trained on 2 replicas, this process has 1"):
-        _check_replicas(tmp_path, Placement("tensorflow", ["/device:CPU:0"]))
-    _check_replicas(tmp_path, Placement("tensorflow", ["/device:CPU:0"], rank=1, workers=2))  # 2: accepted
-    (tmp_path / "environment.json").write_text(json.dumps({"keras_backend": "tensorflow"}))  # an older run
-    _check_replicas(tmp_path, Placement("tensorflow", ["/device:CPU:0"]))
+    assert Schedule.of_run(tmp_path, {}, cfg, Placement("tensorflow", cpu)) == new
+    (tmp_path / "environment.json").write_text(json.dumps({"keras_backend": "tensorflow"}))  # older still
+    assert Schedule.of_run(tmp_path, {}, cfg, Placement("tensorflow", cpu)) == Schedule(8, 1)
+    assert new.drop_remainder(Placement("tensorflow", cpu))  # started on 2: full batches still
+    assert not Schedule(8, 1).drop_remainder(Placement("tensorflow", cpu))
+
+
+def test_a_failed_collective_names_the_silent_rank():
+    from nudask.train.distribute import Placement
+
+    def said(rank: int, workers: int, message: str) -> str:
+        return str(
+            Placement("tensorflow", ["/device:CPU:0"], rank=rank, workers=workers).failure(OSError(message))
+        )
+
+    own = "Task /job:worker/replica:0/task:0 heartbeat timeout"  # TensorFlow names the task in error too
+    assert said(0, 2, own).startswith("worker rank 0 of 2: worker rank 1 stopped answering (OSError)")
+    assert "worker rank 3 stopped" in said(0, 4, own + " from /job:worker/replica:0/task:3")
+    assert "another worker stopped" in said(0, 4, own)
+    assert "--resume" in said(1, 2, "")

@@ -11,9 +11,11 @@ mid-epoch ends the job within ``FAIL_WITHIN`` seconds with the task named, and `
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -27,6 +29,7 @@ from test_train_data import QUICK_JOB, microboone_dataset
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 TEMPLATE = REPO / "deploy" / "sbatch" / "train-multinode.sbatch"
 FAIL_WITHIN = 60  # seconds from a worker's death to the job's end (srun --kill-on-bad-exit)
+HANG_TIMEOUT = 20  # train.worker_timeout of the hung-worker test, seconds
 SETTINGS = ["input.batch_size=4", "input.workers=1", "model.dropout=0", "train.learning_rate_scaling=none"]
 
 
@@ -113,16 +116,21 @@ def test_two_workers_train_one_model(slurm, mb, tmp_path):
     assert read[0]["0"] != read[0]["1"]  # a new order every epoch
 
 
+def into_second_epoch(job: str, runs: Path, folder: Path) -> None:
+    """Waits until the job has checkpointed an epoch and gone on into the next."""
+    deadline = time.monotonic() + 300
+    while not list(runs.glob("quick/*/checkpoints/state.json")):
+        assert state(job) in {"PENDING", "CONFIGURING", "RUNNING"}, log(folder, job)[-4000:]
+        assert time.monotonic() < deadline, "no epoch finished in 300 s"
+        time.sleep(0.2)
+    time.sleep(1.0)
+
+
 @pytest.mark.long
 def test_a_killed_worker_fails_the_job_and_resume_finishes_it(slurm, mb, tmp_path):
     runs = tmp_path / "runs"
     job = submit(tmp_path, *train_args(mb, runs, "train.epochs=40"))
-    deadline = time.monotonic() + 300
-    while not list(runs.glob("quick/*/checkpoints/state.json")):  # an epoch is done: mid-run now
-        assert state(job) in {"PENDING", "CONFIGURING", "RUNNING"}, log(tmp_path, job)[-4000:]
-        assert time.monotonic() < deadline, "no epoch finished in 300 s"
-        time.sleep(0.2)
-    time.sleep(1.0)  # into the next epoch
+    into_second_epoch(job, runs, tmp_path)
     os.kill(int((tmp_path / "rank_1.pid").read_text()), 9)
     killed = time.monotonic()
     assert wait(job, limit=FAIL_WITHIN + 30) == "FAILED"
@@ -139,3 +147,46 @@ def test_a_killed_worker_fails_the_job_and_resume_finishes_it(slurm, mb, tmp_pat
     history = json.loads((run / "history.json").read_text())
     assert [h["epoch"] for h in history] == list(range(1, done + 2))
     assert list((runs / "quick").iterdir()) == [run]
+
+
+@pytest.mark.long
+def test_a_hung_worker_fails_the_job_and_one_process_resumes_the_run(slurm, mb, tmp_path):
+    """A worker frozen (SIGSTOP: alive, silent) mid-epoch: the other's collective gives up after
+    train.worker_timeout and the job fails naming the silent rank; the run then resumes in one
+    plain process (another number of ranks), which keeps the run's global batch."""
+    runs = tmp_path / "runs"
+    job = submit(tmp_path, *train_args(mb, runs, "train.epochs=40", f"train.worker_timeout={HANG_TIMEOUT}"))
+    into_second_epoch(job, runs, tmp_path)
+    pid = int((tmp_path / "rank_1.pid").read_text())
+    os.kill(pid, signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        assert wait(job, limit=HANG_TIMEOUT + FAIL_WITHIN + 60) == "FAILED"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    took = time.monotonic() - stopped
+    out = log(tmp_path, job)
+    print(
+        f"\nthe job failed {took:.1f} s after its worker rank 1 froze (train.worker_timeout {HANG_TIMEOUT})"
+    )
+    assert took < HANG_TIMEOUT + FAIL_WITHIN, f"the job took {took:.0f} s to fail\n{out[-3000:]}"
+    assert "worker rank 0 of 2: worker rank 1 stopped answering" in out, out[-3000:]
+    (run,) = (runs / "quick").iterdir()
+    done = json.loads((run / "checkpoints" / "state.json").read_text())["epoch"]
+    assert 1 <= done < 40
+
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    sets = ["train.cluster=none", f"train.epochs={done + 1}"]
+    args = [sys.executable, "-m", "nudask.train", "--resume", str(run), "--no-evaluate"]
+    r = subprocess.run(
+        [*args, *(a for s in sets for a in ("--set", s))],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    placement = json.loads((run / "environment.json").read_text())["placement"]
+    assert (placement["workers"], placement["replicas"], placement["global_batch"]) == (1, 1, 8)
+    assert [h["epoch"] for h in json.loads((run / "history.json").read_text())] == list(range(1, done + 2))

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from test_train_data import QUICK_JOB, microboone_dataset, quick_config
 
@@ -65,27 +66,17 @@ def position(trace, epoch, step):
     return next(k for k, t in enumerate(trace) if (t["epoch"], t["step"]) == (epoch, step))
 
 
-@pytest.mark.slow
-def test_a_run_killed_mid_epoch_resumes_with_exactly_the_unseen_batches(mb, tmp_path, uninterrupted):
-    """SIGKILL a training process after a checkpoint within an epoch, then resume it."""
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    sets = [
-        "input.batch_size=8",
-        "train.epochs=2",
-        f"train.steps_per_epoch={STEPS}",
-        "train.checkpoint_every_steps=1",
-        "train.trace_batches=true",
-    ]
-    args = [sys.executable, "-m", "nudask.train", "--config", QUICK_JOB, "--data", mb, "--no-evaluate"]
-    args += ["--set", f"output.runs={tmp_path}", "--set", "report.event_displays=0"]
-    args += [a for s in sets for a in ("--set", s)]
+def kill_mid_epoch(args: list[str], runs, steps: int, env: dict | None = None) -> dict:
+    """Runs ``args`` (a training into ``runs``) and SIGKILLs it once its state is a step within an
+    epoch of ``steps``; that state (the last one written: the process was frozen to read it)."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     state = None
     try:
         deadline = time.time() + 240
         while time.time() < deadline:
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
-            found = list(tmp_path.glob("quick/*/checkpoints/state.json"))
+            found = list(runs.glob("quick/*/checkpoints/state.json"))
             if found and json.loads(found[0].read_text()).get("step", 0) > 0:
                 os.kill(proc.pid, signal.SIGSTOP)  # frozen: the state read now is the last one
                 state = json.loads(found[0].read_text())
@@ -96,14 +87,33 @@ def test_a_run_killed_mid_epoch_resumes_with_exactly_the_unseen_batches(mb, tmp_
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
-    assert state is not None and 0 < state["step"] < STEPS  # killed mid-epoch, after a checkpoint
+    assert state is not None and 0 < state["step"] < steps  # killed mid-epoch, after a checkpoint
+    return state
+
+
+def train_args(data: str, runs, *settings: str) -> list[str]:
+    """``python -m nudask.train`` of the quick job into ``runs``, with ``settings`` (key=value)."""
+    args = [sys.executable, "-m", "nudask.train", "--config", QUICK_JOB, "--data", data, "--no-evaluate"]
+    args += ["--set", f"output.runs={runs}", "--set", "report.event_displays=0"]
+    return args + [a for s in settings for a in ("--set", s)]
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_epoch_resumes_with_exactly_the_unseen_batches(mb, tmp_path, uninterrupted):
+    """SIGKILL a training process after a checkpoint within an epoch, then resume it."""
+    sets = [
+        "input.batch_size=8",
+        "train.epochs=2",
+        f"train.steps_per_epoch={STEPS}",
+        "train.checkpoint_every_steps=1",
+        "train.trace_batches=true",
+    ]
+    state = kill_mid_epoch(train_args(mb, tmp_path, *sets), tmp_path, STEPS)
     epoch, step = state["epoch"], state["step"]
     (run,) = tmp_path.glob("quick/*")
     name = f"epoch_{epoch + 1:04d}_step_{step:06d}.keras"
-    assert state["checkpoint"] == name and sorted(p.name for p in (run / "checkpoints").iterdir()) == [
-        name,
-        "state.json",
-    ]
+    kept = sorted(p.name for p in (run / "checkpoints").iterdir() if not p.name.startswith(".tmp-"))
+    assert state["checkpoint"] == name and kept == [name, "state.json"]  # and a save the kill cut, maybe
     saved = keras.models.load_model(run / "checkpoints" / name)
     assert int(saved.optimizer.iterations.numpy()) == epoch * STEPS + step  # the optimizer of that step
     killed = read_trace(run)
@@ -115,5 +125,59 @@ def test_a_run_killed_mid_epoch_resumes_with_exactly_the_unseen_batches(mb, tmp_
     assert resumed[:cut] == uninterrupted[:cut]  # what the checkpoint holds, kept
     assert resumed[cut:] == uninterrupted[cut:]  # then exactly the steps after it, in order
     assert [h["epoch"] for h in json.loads((run / "history.json").read_text())] == [1, 2]
+    assert not list((run / "checkpoints").glob(".tmp-*"))  # a cut save is cleared
     final = json.loads((run / "checkpoints" / "state.json").read_text())
     assert (final["epoch"], final["step"], final["checkpoint"]) == (2, 0, "epoch_0002.keras")
+
+
+@pytest.mark.long
+def test_a_run_killed_on_two_devices_resumes_on_one(mb, tmp_path):
+    """Elastic: two replicas of 8 events (a global batch of 16 at the rate scaled x 2), killed
+    mid-epoch and resumed on one device, train the same steps in the same order as the
+    uninterrupted two-device run, to the same weights: the one device takes the whole 16."""
+    from test_train_devices import RTOL, learning_rate, weights
+
+    steps = 3
+    sets = [
+        "input.batch_size=8",
+        "train.devices=2",
+        "train.epochs=3",
+        f"train.steps_per_epoch={steps}",
+        "train.checkpoint_every_steps=1",
+        "train.trace_batches=true",
+        "split.validation=0",
+        "model.dropout=0",  # its draws are per replica
+        "input.workers=1",
+    ]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = subprocess.run(train_args(mb, tmp_path / "whole", *sets), capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (whole,) = (tmp_path / "whole").glob("quick/*")
+    state = kill_mid_epoch(train_args(mb, tmp_path / "cut", *sets), tmp_path / "cut", steps)
+    assert (state["global_batch"], state["learning_rate_replicas"]) == (16, 2)
+    (run,) = (tmp_path / "cut").glob("quick/*")
+
+    args = [sys.executable, "-m", "nudask.train", "--resume", str(run), "--no-evaluate"]
+    out = subprocess.run([*args, "--set", "train.devices=1"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    placement = json.loads((run / "environment.json").read_text())["placement"]
+    assert (placement["replicas"], placement["global_batch"], placement["learning_rate_replicas"]) == (
+        1,
+        16,
+        2,
+    )
+    assert read_trace(run) == read_trace(whole) and len(read_trace(run)) == 3 * steps
+    assert all(len(t["rows"]) == 16 for t in read_trace(run))
+    assert learning_rate(run) == pytest.approx(0.004)  # the job's 0.002, scaled for the run's 2 replicas
+    # the resumed epoch logs the mean of its steps after the resume; the later ones are whole
+    later = slice(state["epoch"] + 1, None)
+    h1, h2 = (json.loads((r / "history.json").read_text()) for r in (whole, run))
+    assert [h["epoch"] for h in h2] == [1, 2, 3]
+    np.testing.assert_allclose([h["loss"] for h in h2][later], [h["loss"] for h in h1][later], rtol=RTOL)
+    w1, w2 = weights(whole), weights(run)
+    assert sorted(w1) == sorted(w2)
+    for name, a in w1.items():
+        if name.startswith("layers/"):
+            np.testing.assert_allclose(
+                w2[name], a, rtol=RTOL, atol=RTOL * float(np.abs(a).max()), err_msg=name
+            )

@@ -97,13 +97,21 @@ class Placement:
 
     def failure(self, err: BaseException) -> TrainingError:
         """A collective that failed (a worker died or hangs) as a one-line error naming the ranks."""
-        peer = re.search(r"/job:worker/replica:\d+/task:(\d+)", str(err))
-        who = f"worker rank {peer.group(1)}" if peer else "another worker"
+        who = f"worker rank {peer}" if (peer := self._peer(err)) is not None else "another worker"
         return TrainingError(
             f"worker rank {self.rank} of {self.workers}: {who} stopped answering "
             f"({type(err).__name__}); the job fails rather than wait for the walltime: check that "
             f"rank's log (srun names a task that died), then --resume the run"
         )
+
+    def _peer(self, err: BaseException) -> int | None:
+        """The rank the error is about: the one other rank it names (TensorFlow's messages name
+        this task too, as the one in error), or with two workers the other one."""
+        named = {int(t) for t in re.findall(r"/job:worker/replica:\d+/task:(\d+)", str(err))}
+        others = named - {self.rank}
+        if len(others) == 1:
+            return others.pop()
+        return 1 - self.rank if self.workers == 2 else None
 
 
 def _local_build(model, strategy):

@@ -53,7 +53,7 @@ RESUMABLE = {
     "train.checkpoint_every_steps",
     "train.trace_batches",
     "data",
-    # the placement: a resume checks it gives the run's number of replicas
+    # the placement: a resume on another number of replicas keeps the run's global batch and rate
     "train.cluster",
     "train.devices",
     "train.worker_timeout",
@@ -87,22 +87,68 @@ class StopOnNaN(keras.callbacks.Callback):
         self._check(logs, "epoch end")
 
 
-def _sources(data: Data, cfg: Config, placement: Placement) -> tuple[BatchSource, BatchSource | None]:
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """What a run keeps whatever it resumes on: its global batch and the replicas it started on.
+
+    The learning rate was scaled for ``replicas`` (``train.learning_rate_scaling``); a resume on
+    another number of replicas splits the same global batch among its own, so the steps, the
+    order and the rate go on as if nothing had changed.
+    """
+
+    global_batch: int
+    replicas: int
+
+    @classmethod
+    def new(cls, cfg: Config, placement: Placement) -> Schedule:
+        return cls(placement.global_batch(cfg.input.batch_size), placement.replicas)
+
+    @classmethod
+    def of_run(cls, run: Path, state: dict, cfg: Config, placement: Placement) -> Schedule:
+        """The run's schedule (from its state; a run older than that: from its environment.json),
+        once seen to be one this placement's replicas can share equally."""
+        recorded = json.loads((run / "environment.json").read_text()).get("placement", {})
+        replicas = int(state.get("learning_rate_replicas", recorded.get("replicas", 1)))
+        schedule = cls(int(state.get("global_batch", cfg.input.batch_size * replicas)), replicas)
+        if schedule.global_batch % placement.replicas:
+            raise ConfigError(
+                f"run '{run}' trains on global batches of {schedule.global_batch} events, which "
+                f"{placement.replicas} replicas cannot share equally: resume on a number of replicas "
+                f"(train.devices x workers) that divides {schedule.global_batch}"
+            )
+        return schedule
+
+    def record(self) -> dict:
+        """What state.json and environment.json keep of it."""
+        return {"global_batch": self.global_batch, "learning_rate_replicas": self.replicas}
+
+    def learning_rate(self, cfg: Config) -> float:
+        return scaled_learning_rate(cfg.train.learning_rate, self.replicas, cfg.train.learning_rate_scaling)
+
+    def drop_remainder(self, placement: Placement) -> bool:
+        """A partial last batch is left out where either the run or this placement has several
+        replicas (each needs an equal part; a run started on one keeps it while on one)."""
+        return self.replicas > 1 or placement.replicas > 1
+
+
+def _sources(
+    data: Data, cfg: Config, placement: Placement, schedule: Schedule
+) -> tuple[BatchSource, BatchSource | None]:
     """This worker's sources of the training and validation splits (None without validation).
 
-    Each holds global batches of ``input.batch_size`` x replicas events, of which this worker
-    takes its rank's slice; on several replicas only full batches (each replica an equal part:
-    a partial last batch is left out, a different one every epoch for the training split).
+    Each holds the run's global batches, of which this worker takes its rank's slice; on
+    several replicas only full batches (each replica an equal part: a partial last batch is
+    left out, a different one every epoch for the training split).
     """
-    batch = placement.global_batch(cfg.input.batch_size)
-    shard, many = Shard(placement.rank, placement.workers), placement.replicas > 1
+    batch = schedule.global_batch
+    shard, many = Shard(placement.rank, placement.workers), schedule.drop_remainder(placement)
 
     def of(split: str) -> BatchSource:
         source = data.source(split, batch_size=batch, shard=shard, drop_remainder=many)
         if len(source) == 0:
             raise DataError(
                 f"the {split} split holds {source.n_events} events, fewer than one global batch of "
-                f"{batch} (input.batch_size x {placement.replicas} replicas): lower input.batch_size"
+                f"{batch} (input.batch_size x {schedule.replicas} replicas): lower input.batch_size"
             )
         return source
 
@@ -115,6 +161,7 @@ def _fit(
     cfg: Config,
     run: Path,
     placement: Placement,
+    schedule: Schedule,
     *,
     initial_epoch: int,
     history: list,
@@ -122,7 +169,7 @@ def _fit(
     extra: Sequence[keras.callbacks.Callback] = (),
     start_step: int = 0,
 ):
-    source, val_source = _sources(data, cfg, placement)
+    source, val_source = _sources(data, cfg, placement, schedule)
     many = placement.replicas > 1
     steps = min(len(source), cfg.train.steps_per_epoch or len(source))
     train_stream = stream(source, cfg.input, stop=steps, copies=many)
@@ -139,6 +186,7 @@ def _fit(
         every_steps=cfg.train.checkpoint_every_steps,
         steps=steps,
         start=start_step,
+        keep=schedule.record(),
     )
     trace = [BatchTrace(run, source, start_step)] if cfg.train.trace_batches else []
     callbacks: list[keras.callbacks.Callback] = [
@@ -157,9 +205,7 @@ def _fit(
             )
         )
     if cfg.train.decay_rate is not None:
-        lr0 = scaled_learning_rate(
-            cfg.train.learning_rate, placement.replicas, cfg.train.learning_rate_scaling
-        )
+        lr0 = schedule.learning_rate(cfg)
         rate = cfg.train.decay_rate
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr0 * rate**epoch))
     if cfg.train.tensorboard:
@@ -213,8 +259,8 @@ def _scratch(placement: Placement) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _compiled(model, data: Data, cfg: Config, placement: Placement):
-    lr = scaled_learning_rate(cfg.train.learning_rate, placement.replicas, cfg.train.learning_rate_scaling)
+def _compiled(model, data: Data, cfg: Config, schedule: Schedule):
+    lr = schedule.learning_rate(cfg)
     return compile_model(
         model, data.task, dataclasses.replace(cfg.train, learning_rate=lr), axial=cfg.task.axial
     )
@@ -251,10 +297,13 @@ def train(
     if cfg.train.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     data = load_data(cfg)
+    schedule = Schedule.new(cfg, placement)
     with contextlib.ExitStack() as stack:
         run = new_run_dir(cfg, config_path) if placement.chief else stack.enter_context(_scratch(placement))
         cfg.data = data.path
-        write_provenance(run, cfg, argv or ["nudask.train.train"], data.record(), placement.record())
+        write_provenance(
+            run, cfg, argv or ["nudask.train.train"], data.record(), placement.record() | schedule.record()
+        )
         keras.utils.set_random_seed(cfg.train.seed)
         with placement.scope():
             model = build_model(
@@ -264,15 +313,26 @@ def train(
                 densify=cfg.input.densify,
                 capacity=cfg.input.device_capacity,
             )
-            _compiled(model, data, cfg, placement)
+            _compiled(model, data, cfg, schedule)
         if cfg.report.samples > 0 and placement.chief:
             from .report import write_samples
 
             write_samples(run, data, cfg.report.samples)
         if cfg.train.verbose and placement.chief:
             print(f"nudask.train: run folder {run}\nnudask.train: {json.dumps(data.summary())}", flush=True)
-            _say_placement(placement)
-        _fit(model, data, cfg, run, placement, initial_epoch=0, history=[], state=None, extra=callbacks)
+            _say_placement(placement, schedule)
+        _fit(
+            model,
+            data,
+            cfg,
+            run,
+            placement,
+            schedule,
+            initial_epoch=0,
+            history=[],
+            state=None,
+            extra=callbacks,
+        )
         return _finish(run, data, evaluate and placement.chief, cfg.train.verbose)
 
 
@@ -305,12 +365,16 @@ def resume(
             f"dataset '{data.path}' changed since the run started (manifest checksum "
             f"{data.checksum[:12]} != {recorded[:12]}): start a new run"
         )
-    _check_replicas(run, placement)
+    schedule = Schedule.of_run(run, state, cfg, placement)
     done, step = int(state["epoch"]), int(state.get("step", 0))
     if done >= cfg.train.epochs:
         if placement.chief:
             write_provenance(
-                run, cfg, argv or ["nudask.train.resume", str(run)], data.record(), placement.record()
+                run,
+                cfg,
+                argv or ["nudask.train.resume", str(run)],
+                data.record(),
+                placement.record() | schedule.record(),
             )
             print(f"nudask.train: {run} finished all {cfg.train.epochs} epochs; nothing to train")
         evaluate = evaluate and placement.chief and not (run / "metrics.json").exists()
@@ -320,21 +384,24 @@ def resume(
     with contextlib.ExitStack() as stack:
         out = run if placement.chief else stack.enter_context(_scratch(placement))
         argv = argv or ["nudask.train.resume", str(run)]
-        write_provenance(out, cfg, argv, data.record(), placement.record())
+        write_provenance(out, cfg, argv, data.record(), placement.record() | schedule.record())
         with placement.scope():
             model = keras.models.load_model(run / "checkpoints" / state["checkpoint"])
         if placement.chief:
             trim_trace(run, done, step)  # steps traced after the checkpoint are trained again
+            for cut in (run / "checkpoints").glob(".tmp-*"):  # a save the kill interrupted
+                cut.unlink()
         if cfg.train.verbose and placement.chief:
             where = f", step {step} of epoch {done + 1}" if step else ""
             print(f"nudask.train: resuming {run} after epoch {done} of {cfg.train.epochs}{where}", flush=True)
-            _say_placement(placement)
+            _say_placement(placement, schedule)
         _fit(
             model,
             data,
             cfg,
             out,
             placement,
+            schedule,
             initial_epoch=done,
             history=load_history(run, done),
             state=state,
@@ -344,20 +411,11 @@ def resume(
         return _finish(run, data, evaluate and placement.chief, cfg.train.verbose)
 
 
-def _say_placement(placement: Placement) -> None:
-    if placement.replicas > 1:
+def _say_placement(placement: Placement, schedule: Schedule) -> None:
+    if placement.replicas > 1 or schedule.replicas > 1:
         print(
             f"nudask.train: {placement.replicas} replicas: {placement.workers} worker(s) x "
-            f"{len(placement.devices)} device(s) ({', '.join(placement.devices)})",
+            f"{len(placement.devices)} device(s) ({', '.join(placement.devices)}); global batch "
+            f"{schedule.global_batch}, {schedule.global_batch // placement.replicas} per replica",
             flush=True,
-        )
-
-
-def _check_replicas(run: Path, placement: Placement) -> None:
-    """A run resumes on as many replicas as it started on: they set its global batch and rate."""
-    recorded = json.loads((run / "environment.json").read_text()).get("placement", {}).get("replicas", 1)
-    if recorded != placement.replicas:
-        raise ConfigError(
-            f"run '{run}' trained on {recorded} replicas, this process has {placement.replicas}: "
-            "resume with the same train.devices and the same number of workers (srun tasks)"
         )

@@ -212,7 +212,7 @@ class Checkpointer(keras.callbacks.Callback):
     ``every_steps`` steps within an epoch of ``steps``: a checkpoint and the state.
 
     ``start`` is the global step the first epoch's pass begins at (a resumed
-    epoch): Keras counts that pass's batches from 0.
+    epoch): Keras counts that pass's batches from 0. ``keep`` goes into every state.
     """
 
     def __init__(
@@ -226,6 +226,7 @@ class Checkpointer(keras.callbacks.Callback):
         every_steps: int = 0,
         steps: int | None = None,
         start: int = 0,
+        keep: dict | None = None,
     ):
         super().__init__()
         self.run, self.monitor, self.epochs = Path(run), monitor, epochs
@@ -234,6 +235,7 @@ class Checkpointer(keras.callbacks.Callback):
         state = state or {}
         self.best, self.best_epoch = state.get("best"), state.get("best_epoch")
         self.every_steps, self.steps, self.start = every_steps, steps, start
+        self.keep = keep or {}  # what the state carries for every resume (the run's global batch)
         self.epoch = 0
         self.t0 = None
 
@@ -260,6 +262,7 @@ class Checkpointer(keras.callbacks.Callback):
                 "mode": self.mode,
                 "best": self.best,
                 "best_epoch": self.best_epoch,
+                **self.keep,
             },
         )
         for old in (self.run / "checkpoints").glob("epoch_*.keras"):

@@ -43,7 +43,6 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
@@ -110,7 +109,18 @@ def build(folder: str, events: int, copies: int) -> str:
     return big
 
 
-def config(path: str, batch: int, workers: int, densify: str = "host", capacity: int = 16384, queue: int = 4):
+SMALL_CNN = {"name": "small_cnn", "filters": [16, 32], "pool": [4, 4], "dense": 64, "dropout": 0.3}
+
+
+def config(
+    path: str,
+    batch: int,
+    workers: int,
+    densify: str = "host",
+    capacity: int = 16384,
+    queue: int = 4,
+    model: dict | None = None,
+):
     from nudask.train.config import make_config
 
     return make_config(
@@ -129,7 +139,7 @@ def config(path: str, batch: int, workers: int, densify: str = "host", capacity:
                 "densify": densify,
                 "device_capacity": capacity,
             },
-            "model": {"name": "small_cnn", "filters": [16, 32], "pool": [4, 4], "dense": 64, "dropout": 0.3},
+            "model": model or SMALL_CNN,
             "train": {"epochs": 1, "verbose": 0},
         }
     )
@@ -553,6 +563,7 @@ def table(rows: list[tuple], markdown: bool) -> str:
 
 
 def main() -> None:
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # a CPU benchmark (bench_gpu.py has the GPU's)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--events", type=int, default=48, help="simulated events (half bnb, half nue)")
     p.add_argument("--copies", type=int, default=32, help="replicas of the dataset (default 32)")
