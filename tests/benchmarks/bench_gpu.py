@@ -24,7 +24,8 @@ script itself on a small model: its figures say nothing of a GPU).
 Run from the repository root on a GPU node (about 10 minutes with the defaults)::
 
     .venv/bin/python tests/benchmarks/bench_gpu.py --markdown
-    .venv/bin/python tests/benchmarks/bench_gpu.py --model small_cnn --events 24 --copies 4 --allow-cpu
+    .venv/bin/python tests/benchmarks/bench_gpu.py --model small_cnn --events 24 --copies 4 --batch 8 \
+        --steps 14 --skip 4 --mixed off --allow-cpu     # a trial of the script on a CPU
 """
 
 from __future__ import annotations
@@ -184,6 +185,9 @@ def main() -> None:
     p.add_argument("--skip", type=int, default=10, help="warm-up steps not timed (tracing, autotuning)")
     p.add_argument("--capacity", type=int, default=65536, help="input.device_capacity (pixels per view)")
     p.add_argument("--keep", help="folder for the data (reused when present)")
+    p.add_argument(
+        "--mixed", choices=("both", "off", "on"), default="both", help="mixed precision (off on a CPU: slow)"
+    )
     p.add_argument("--allow-cpu", action="store_true", help="run without a GPU (a trial of the script)")
     p.add_argument("--markdown", action="store_true")
     a = p.parse_args()
@@ -196,7 +200,7 @@ def main() -> None:
     path = build(folder, a.events, a.copies)
     results = []
     for densify in ("host", "device"):
-        for mixed in (False, True):
+        for mixed in {"both": (False, True), "off": (False,), "on": (True,)}[a.mixed]:
             r = setting(path, MODELS[a.model], a.batch, a.workers, densify, mixed, a)
             print(json.dumps(r), flush=True)
             results.append(r)
