@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import socket
 import threading
@@ -185,7 +186,10 @@ def monitor_run(
     try:
         with client.as_current(), _WorkerWatch(client, log, interval):
             if report:
-                with _safe(performance_report(filename=os.path.join(out_dir, REPORT)), REPORT):
+                with (
+                    _quiet_offload_sizing(),
+                    _safe(performance_report(filename=os.path.join(out_dir, REPORT)), REPORT),
+                ):
                     yield log
             else:
                 yield log
@@ -214,6 +218,29 @@ def _why(err: BaseException) -> str:
     if isinstance(err, OSError) and err.errno:
         return f"{errno.errorcode.get(err.errno, err.errno)}: {err.strerror or err}"
     return f"{type(err).__name__}: {err}"
+
+
+class _QuietOffloadSizing(logging.Filter):
+    """Drops distributed's warning that it could not size a message before sending it.
+
+    The performance report fetches the workers' profiles: call trees deeper than
+    ``dask.sizeof`` recurses, so sizing them fails and distributed, by design, serialises
+    them off the event loop instead (``Defaulting to -1 B``). Nothing is lost; the warning
+    only alarms.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Defaulting to -1 B" not in record.getMessage()
+
+
+@contextmanager
+def _quiet_offload_sizing() -> Iterator[None]:
+    logger, quiet = logging.getLogger("distributed.sizeof"), _QuietOffloadSizing()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 @contextmanager

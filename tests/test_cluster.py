@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import socket
@@ -218,6 +219,27 @@ def test_monitor_run_saves_report_and_log(tmp_path, client):
         client.submit(lambda: 1 / 0).result()
     saved = json.loads((tmp_path / RUN_LOG).read_text())
     assert saved["status"] == "failed" and "ZeroDivisionError" in saved["error"]
+
+
+def test_monitor_run_hides_only_the_offloaded_sizing_warning(tmp_path, client, caplog):
+    """The report's deep profile trees: distributed fails to size them and offloads (-1 B)."""
+    from distributed.sizeof import safe_sizeof
+
+    deep: dict = {}
+    node = deep
+    for _ in range(400):  # deeper than dask.sizeof recurses
+        node["children"] = node = {}
+
+    def sizing(default: float) -> list[str]:
+        caplog.clear()
+        safe_sizeof(deep, default_size=default)
+        return [r.getMessage() for r in caplog.records if r.name == "distributed.sizeof"]
+
+    with caplog.at_level(logging.WARNING, logger="distributed.sizeof"):
+        with monitor_run(client, tmp_path):
+            assert sizing(-1) == []  # the offload decision: hidden
+            assert len(sizing(1e6)) == 1  # any other sizing failure: still said
+        assert len(sizing(-1)) == 1  # only while a run is monitored
 
 
 def test_cli_dry_run_prints_the_job_script(capsys, tmp_path):
