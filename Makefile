@@ -19,7 +19,7 @@ demo: setup                        ## simulate a sample, preprocess it on a loca
 test: setup                        ## the test suite, slow and SLURM tests included (what CI runs)
 	$(BIN)/python -m pytest -m "not container and not long"
 
-test-long: setup                   ## the long tests: trainings to a stated accuracy, a killed SLURM study (CI's own step)
+test-long: setup                   ## the long tests: trainings to a stated accuracy, whole studies, killed and hung workers (CI's own step)
 	$(BIN)/python -m pytest -m long -k "not jax"  # the JAX variants run in make test-jax
 
 # the JAX backend: jax's CPU wheel beside TensorFlow in the same venv, the training tests with

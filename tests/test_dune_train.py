@@ -122,7 +122,7 @@ def test_main_track_identifier_trains_and_separates(ds, tmp_path):
     assert lr[0] is None or lr[-1] < lr[0]  # decayed every epoch where keras logs it
 
 
-@pytest.mark.slow
+@pytest.mark.long  # a whole study, twice
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # the test plays a killed driver
 def test_a_study_runs_trials_as_dask_tasks_and_resumes(ds, tmp_path):
     import optuna
@@ -164,3 +164,55 @@ def test_a_study_runs_trials_as_dask_tasks_and_resumes(ds, tmp_path):
     assert (study / "index.html").exists() and (study / "best_config.yaml").exists()
     assert "(again: 2)" in (study / "summary.md").read_text()
     assert "plots/optimization_history.png" in res["plots"]
+
+
+@pytest.mark.slow
+def test_a_study_whose_workers_all_leave_stops_after_worker_wait(ds, tmp_path):
+    """Every worker gone mid-trial (SLURM jobs at their walltime): the driver stops after
+    tune.worker_wait with what to do, instead of waiting for ever; the trial is recorded failed."""
+    import threading
+
+    import optuna
+    from distributed import Client, LocalCluster
+
+    from nudask.errors import TrainingError
+    from nudask.train.tune import tune
+
+    job = tmp_path / "tune.yaml"
+    job.write_text(
+        open("jobs/tune_dune_mt.yaml")
+        .read()
+        .replace("epochs: 4", "epochs: 200")
+        .replace("trials: 8", "trials: 2")
+        .replace("seed: 0", "seed: 0\n  heartbeat: 1\n  worker_wait: 3")
+    )
+    study = tmp_path / "study"
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address="127.0.0.1:0") as c,
+        Client(c) as cl,
+    ):
+
+        def leave():
+            while not any(cl.processing().values()):  # a trial is running
+                time.sleep(0.1)
+            c.scale(0)
+
+        threading.Thread(target=leave, daemon=True).start()
+        t0 = time.monotonic()
+        with pytest.raises(
+            TrainingError, match=r"every Dask worker left .* 3 s \(tune.worker_wait\), with 0 of 2"
+        ):
+            tune(job, study, data=ds.path, client=cl, verbose=False)
+        took = time.monotonic() - t0
+    assert took < 90, took
+    st = optuna.load_study(study_name="study", storage=f"sqlite:///{study / 'study.db'}")
+    assert [t.state.name for t in st.trials] == ["FAIL"]
+
+
+def test_worker_wait_is_seconds_or_null(tmp_path):
+    from nudask.train.tune import _worker_wait_of
+
+    assert _worker_wait_of({}) == 600 and _worker_wait_of({"worker_wait": None}) is None
+    for bad in (0, -1, "soon", True):
+        with pytest.raises(ConfigError, match="tune.worker_wait"):
+            _worker_wait_of({"worker_wait": bad})

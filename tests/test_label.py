@@ -284,6 +284,14 @@ def test_qa_settle_and_export(server, labelling, tmp_path):
     assert request(server, "POST", "/api/settle", body)[0] == 200
     status, qa = request(server, "GET", "/api/qa")
     assert next(d for d in qa["disagreements"] if d["event"] == 6)["settled"] == classes[3]
+    # a settled event takes no more labels, nor changes to the ones it has (a page shown before)
+    for who in ("bob", "dee"):
+        status, answer = request(
+            server, "POST", "/api/label", {"annotator": who, "event": 6, "class": classes[0]}
+        )
+        assert status == 409 and f"was settled as {classes[3]} by lead" in answer["error"], answer
+    rows = labelling.store.labels()
+    assert "dee" not in {who for _, who, _ in rows} and (labelling.keys[6], "bob", classes[3]) in rows
 
     assert main(["label", labelling.path, "--export", str(tmp_path / "labels.parquet")]) == 0
     table = pq.read_table(tmp_path / "labels.parquet")

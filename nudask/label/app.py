@@ -156,7 +156,7 @@ class Labelling:
 
     def save(self, i: int, annotator: str, label: str) -> bool:
         """Save a label of event ``i`` (True: a new one, False: it replaced the annotator's own);
-        refused with a 409 when the event already has its ``k`` labels from others."""
+        refused with a 409 when the event already has its ``k`` labels from others, or was settled."""
         try:
             return self.store.save(self.keys[i], annotator, label, k=self.k)
         except EventComplete as err:

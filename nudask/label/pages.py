@@ -93,7 +93,7 @@ async function label(cls) {
     await next(current.event);
   } catch (err) {
     $("status").textContent = err.message;
-    // 409: others completed the event while it was shown; the message stays, the next event comes
+    // 409: others completed (or settled) the event while it was shown; the message stays, the next event comes
     if (err.status === 409) await next(current.event);
   } finally { busy = false; }
 }

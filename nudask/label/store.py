@@ -57,6 +57,16 @@ class EventComplete(DataError):
         self.key, self.k, self.annotators = key, k, annotators
 
 
+class EventSettled(EventComplete):
+    """A save refused: the event was settled (its final label decided in the QA page)."""
+
+    def __init__(self, key: str, label: str, by: str):
+        DataError.__init__(
+            self, f"event {key} was settled as {label} by {by}: yours was not saved; go on to the next event"
+        )
+        self.key, self.label, self.by = key, label, by
+
+
 class LabelStore:
     """The labels database at ``path`` (created with its tables when missing)."""
 
@@ -96,9 +106,12 @@ class LabelStore:
     def save(self, key: str, annotator: str, label: str, *, k: int | None = None) -> bool:
         """Record ``annotator``'s label of event ``key``, replacing theirs if any (True when it
         is a new label, False when it replaced one). With ``k``, a new label of an event that
-        already has ``k`` labels is refused (:class:`EventComplete`), checked and inserted in
-        one transaction."""
+        already has ``k`` labels is refused (:class:`EventComplete`), and any label of a settled
+        event (:class:`EventSettled`), checked and inserted in one transaction."""
         with self._write() as db:
+            settled = db.execute("SELECT class, annotator FROM settled WHERE key = ?", (key,)).fetchone()
+            if settled is not None and k is not None:
+                raise EventSettled(key, *settled)
             mine = db.execute(
                 "SELECT 1 FROM labels WHERE key = ? AND annotator = ?", (key, annotator)
             ).fetchone()

@@ -48,7 +48,7 @@ from typing import Any
 import yaml
 
 from ..cluster import keep_to_worker_threads
-from ..errors import ConfigError
+from ..errors import ConfigError, TrainingError
 
 _RANGE = re.compile(r"^\s*(log-uniform|loguniform|uniform|int|log-int)\s+(\S+?)\s*\.\.\s*(\S+)\s*$")
 MAXIMIZE = ("auc", "accuracy", "precision", "recall", "f1")
@@ -65,7 +65,7 @@ def load_job(path: str | os.PathLike) -> tuple[dict, dict]:
             f"config file '{path}' has no tune.space: declare the search space (see nudask.tune)"
         )
     known = {"trials", "metric", "direction", "pruner", "startup_trials", "seed", "space", "evaluate",
-             "heartbeat"}  # fmt: skip
+             "heartbeat", "worker_wait"}  # fmt: skip
     unknown = sorted(set(tune) - known)
     if unknown:
         raise ConfigError(
@@ -157,6 +157,13 @@ def _heartbeat_of(tune: dict) -> int:
     return v
 
 
+def _worker_wait_of(tune: dict) -> float | None:
+    v = tune.get("worker_wait", 600)
+    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
+        raise ConfigError(f"tune.worker_wait: {v!r} is not a positive number of seconds (or null: forever)")
+    return v
+
+
 class _Heartbeat:
     """Records Optuna heartbeats for the trials this driver has running, from one thread."""
 
@@ -203,6 +210,22 @@ def _where() -> str:
 
     job = os.environ.get("SLURM_JOB_ID")
     return f"slurm job {job} on {socket.gethostname()}" if job else socket.gethostname()
+
+
+def _check_workers_back(seen: bool, workers: set, since: float | None, wait: float | None, done: int,
+                        n_trials: int, folder: Path) -> float | None:  # fmt: skip
+    """When the last worker left (None while there are some); refuses to wait past ``wait``."""
+    if not seen or workers:
+        return None
+    now = time.monotonic()
+    since = since if since is not None else now
+    if wait is not None and now - since > wait:
+        raise TrainingError(
+            f"nudask.tune: every Dask worker left and none came back for {wait:g} s (tune.worker_wait), "
+            f"with {done} of {n_trials} trials finished, all saved in '{folder}': run the same command "
+            "again, with workers, to go on"
+        )
+    return since
 
 
 def run_trial(values: dict, params: dict, study_dir: str, url: str, study_name: str, trial_id: int,
@@ -283,6 +306,7 @@ def tune(job: str | os.PathLike, study: str | os.PathLike, *, data: str | None =
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     heartbeat = _heartbeat_of(section)
+    worker_wait = _worker_wait_of(section)
     storage = _storage(url, heartbeat)
     st = optuna.create_study(
         study_name=folder.resolve().name, storage=storage, direction=_direction(section, metric),  # type: ignore[arg-type]
@@ -307,6 +331,8 @@ def tune(job: str | os.PathLike, study: str | os.PathLike, *, data: str | None =
         # that never had a heartbeat (killed between ask and its first beat) is waited for no
         # longer than the grace period
         give_up = time.monotonic() + 4 * heartbeat
+        seen = False  # a worker was ever there (before the first, SLURM jobs may be queued)
+        gone_since: float | None = None  # when the last worker left
 
         def elsewhere() -> int:
             if time.monotonic() > give_up and not running:
@@ -322,7 +348,9 @@ def tune(job: str | os.PathLike, study: str | os.PathLike, *, data: str | None =
             """Workers that joined (SLURM jobs start when they start) are used; lost ones dropped."""
             if local:
                 return
+            nonlocal seen
             now = set(c.scheduler_info(n_workers=-1)["workers"])
+            seen = seen or bool(now)
             free.extend(sorted(now - known))
             known.clear()
             known.update(now)
@@ -362,9 +390,13 @@ def tune(job: str | os.PathLike, study: str | os.PathLike, *, data: str | None =
         submit()
         while running or (done() < n_trials and (elsewhere() or not free)):
             if not running:  # waiting for workers, or on trials elsewhere (retried if theirs is gone)
+                gone_since = _check_workers_back(
+                    seen, known, gone_since, worker_wait, done(), n_trials, folder
+                )
                 time.sleep(heartbeat)
                 submit()
                 continue
+            gone_since = None
             try:
                 ended = wait(
                     [f for f, _, _ in running.values()], timeout=heartbeat, return_when="FIRST_COMPLETED"
