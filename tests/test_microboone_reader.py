@@ -10,7 +10,7 @@ import pytest
 
 from nudask.errors import InputError
 from nudask.events import Chunk
-from nudask.readers import get_reader, guess_reader
+from nudask.readers import get_reader, guess_reader, row_blocks
 from nudask.readers.microboone import MicroBooNEReader
 from nudask.readers.row_blocks import RowBlocks, plain_deflate
 from nudask.readers.wire_render import render_wire_plane
@@ -272,6 +272,55 @@ def test_corrupt_chunk_is_an_input_error(small, bnb_files, tmp_path):
         fh.write(b"\xff" * 64)
     with pytest.raises(InputError, match="corrupt.h5.*cannot read events"):
         list(small.read(Chunk(str(path), "microboone", 0, 2)))
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole-chunk"])
+def test_row_blocks_match_h5py_in_any_order(bnb_files, tmp_path, monkeypatch, stream):
+    """Streamed pieces (a chunk inflated piece by piece, going on across calls) and whole chunks
+    give h5py's rows for forward, overlapping, backward and chunk-crossing ranges, also over a
+    chunk never written (the fill value) and one stored uncompressed."""
+    path = shutil.copy(bnb_files[0], tmp_path / "mixed.h5")
+    with h5py.File(path, "r+") as f:
+        dset = f["wire_table/adc"]
+        rows = dset.chunks[0]
+        raw = dset[rows : 2 * rows].astype(dset.dtype)
+        dset.id.write_direct_chunk((rows, 0), raw.tobytes(), filter_mask=1)  # chunk 1: deflate skipped
+    with h5py.File(path) as f:
+        dset = f["wire_table/adc"]
+        n, rows = dset.shape[0], dset.chunks[0]
+        whole = dset[()]
+        # pieces of 7 rows: several within a chunk, ranges ending within a piece
+        monkeypatch.setattr(row_blocks, "PIECE_BYTES", 7 * dset.shape[1] * dset.dtype.itemsize)
+        blocks = RowBlocks(dset, stream=stream, band_rows=rows)
+        assert blocks.stream is stream
+        ranges = [(0, 5), (5, rows + 7), (rows + 7, n), (3, 9), (0, n), (n - 2, n), (rows - 1, rows + 1)]
+        for a, b in ranges:
+            got = np.concatenate([blk.copy() for _, blk in blocks.blocks(a, b)])
+            np.testing.assert_array_equal(got, whole[a:b], err_msg=f"rows {a}-{b}")
+            starts = [r for r, _ in blocks.blocks(a, b)]
+            assert starts[0] == a and starts == sorted(starts)
+        blocks.finish()
+
+
+def test_a_streamed_chunk_is_checked_to_its_end_before_the_last_event(
+    small, bnb_files, tmp_path, monkeypatch
+):
+    """A chunk whose checksum is wrong (its last 4 bytes) inflates to the right rows until its
+    end: streamed, a task's last event is handed out only once the chunk it ends in was
+    inflated to its end and its checksum checked."""
+    path = shutil.copy(bnb_files[1], tmp_path / "adler.h5")
+    with h5py.File(path, "r+") as f:
+        dset = f["wire_table/adc"]
+        rows, piece = dset.chunks[0], 10  # pieces of 10 rows: this file's chunks are 200 rows
+        monkeypatch.setattr(row_blocks, "PIECE_BYTES", piece * dset.shape[1] * dset.dtype.itemsize)
+        ends = np.cumsum(f["wire_table/event_id.seq_cnt"][:, 1])
+        # an event ending early in a chunk: more than two pieces of it are never asked for
+        k = next(k for k, e in enumerate(ends) if 0 < e % rows < rows - 2 * piece and e < dset.shape[0])
+        offset = (ends[k] // rows * rows, 0)
+        mask, data = dset.id.read_direct_chunk(offset)
+        dset.id.write_direct_chunk(offset, data[:-4] + bytes(b ^ 0xFF for b in data[-4:]), filter_mask=mask)
+    with pytest.raises(InputError, match="adler.h5.*cannot read events.*incorrect data check"):
+        list(small.read(Chunk(str(path), "microboone", k, k + 1)))
 
 
 def test_file_without_events(small, tmp_path):

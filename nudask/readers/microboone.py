@@ -202,6 +202,7 @@ class MicroBooNEReader(Reader):
                 {name: col[k] for name, col in meta.items()},
                 images,
             )
+        adc.finish()  # the last chunk streamed, inflated to its end: its checksum checked
 
     def _event_render(self, path: str, adc: RowBlocks, r0: int, plane: np.ndarray, wire: np.ndarray):
         """``render(event, a, b)``: the planes' COO of the event on rows ``[a, b)`` of the file.

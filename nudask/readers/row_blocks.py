@@ -21,7 +21,9 @@ import deflate
 import h5py
 import numpy as np
 
-from .inflate_into import LIBDEFLATE, ZlibInflater
+from .inflate_into import LIBDEFLATE, ZLIB_NG, StreamInflater, ZlibInflater
+
+PIECE_BYTES = 1 << 20  # a streamed piece: about one L2 cache, so the kernel reads it from cache
 
 
 def plain_deflate(dset: h5py.Dataset) -> bool:
@@ -40,9 +42,22 @@ class RowBlocks:
     next range.
     """
 
-    def __init__(self, dset: h5py.Dataset, *, fast: bool | None = None, band_rows: int = 1024):
+    def __init__(
+        self,
+        dset: h5py.Dataset,
+        *,
+        fast: bool | None = None,
+        band_rows: int = 1024,
+        stream: bool | None = None,
+    ):
         self.dset = dset
         self.fast = plain_deflate(dset) if fast is None else fast
+        # whole rows per chunk: a chunk can be inflated piece by piece, in row order
+        whole_rows = self.fast and dset.chunks[1] >= dset.shape[1]
+        self.stream = (whole_rows and ZLIB_NG is not None) if stream is None else stream and whole_rows
+        self._streamer = StreamInflater() if self.stream else None
+        self._at: tuple[int, int, int] | None = None  # streaming: (band, first row of the piece, rows in it)
+        self._piece: np.ndarray | None = None
         self.band_rows = dset.chunks[0] if self.fast else (dset.chunks or (band_rows,))[0]
         self._band: tuple[int, np.ndarray] | None = None  # (band index, rows)
         self.inflated = 0  # chunks inflated so far (to check none is done twice)
@@ -60,6 +75,9 @@ class RowBlocks:
         return self._scratch[:size].reshape(shape)
 
     def blocks(self, start: int, stop: int) -> Iterator[tuple[int, np.ndarray]]:
+        if self.stream:
+            yield from self._streamed(start, stop)
+            return
         step = self.band_rows
         for band in range(start // step, -(-stop // step)):
             rows = self._get_band(band)
@@ -67,6 +85,65 @@ class RowBlocks:
             hi = min(stop, band * step + rows.shape[0])
             if hi > lo:
                 yield lo, rows[lo - band * step : hi - band * step]
+
+    def finish(self) -> None:
+        """Inflates the rest of the chunk being streamed: its checksum, at the stream's end, vouches
+        for the rows already handed out (call it before trusting the last ones)."""
+        while self._at is not None and not self._streamer.ended:
+            self._next_piece()
+
+    def _streamed(self, start: int, stop: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Rows ``[start, stop)`` in pieces of about :data:`PIECE_BYTES`, each chunk's stream
+        going on where the previous call left it (chunks shared by neighbouring events)."""
+        step = self.band_rows
+        for band in range(start // step, -(-stop // step)):
+            lo, hi = max(start, band * step), min(stop, (band + 1) * step, self.dset.shape[0])
+            if hi <= lo:
+                continue
+            if self._at is None or self._at[0] != band or lo < self._at[1]:
+                if not self._open(band):  # never written, or stored uncompressed: whole
+                    rows = self._get_band(band)
+                    yield lo, rows[lo - band * step : hi - band * step]
+                    continue
+            while lo < hi:
+                _, first, n = self._at
+                if lo >= first + n:
+                    self._next_piece()
+                    continue
+                top = min(hi, first + n)
+                yield lo, self._piece[lo - first : top - first]
+                lo = top
+
+    def _open(self, band: int) -> bool:
+        """Starts streaming chunk ``band``; False if it is not deflated (the fill value, or raw)."""
+        self.finish()  # the chunk left behind: verified to its end
+        self._at = self._band = None  # (a band kept whole may be a view of the raw buffer reused here)
+        offset = (band * self.band_rows, 0)
+        info = self.dset.id.get_chunk_info_by_coord(offset)
+        if info.byte_offset is None or info.filter_mask & 1:
+            return False
+        if self._raw.size < info.size:
+            self._raw = np.empty(max(info.size, 2 * self._raw.size), np.uint8)
+        self.dset.id.read_direct_chunk(offset, out=self._raw)
+        self._streamer.start(self._raw[: info.size])
+        self.inflated += 1
+        if self._piece is None:
+            row_bytes = self.dset.chunks[1] * self.dset.dtype.itemsize
+            self._piece = np.empty((max(1, PIECE_BYTES // row_bytes), self.dset.chunks[1]), self.dset.dtype)
+        self._at = (band, offset[0], 0)
+        return True
+
+    def _next_piece(self) -> None:
+        band, first, n = self._at
+        written = self._streamer.into(self._piece)
+        chunk_bytes = self.band_rows * self._piece[0].nbytes
+        total = self._streamer.total_out
+        if written % self._piece[0].nbytes or (self._streamer.ended and total != chunk_bytes) or not written:
+            self._at = None
+            raise deflate.DeflateError(
+                f"zlib stream inflates to {total} bytes, the chunk holds {chunk_bytes}"
+            )
+        self._at = (band, first + n, written // self._piece[0].nbytes)
 
     def _get_band(self, band: int) -> np.ndarray:
         if self._band is None or self._band[0] != band:
