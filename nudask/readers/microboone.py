@@ -94,8 +94,8 @@ class MicroBooNEReader(Reader):
         "factor": "ticks summed per time bin (the notebooks' 6)",
         "cutoff": "values below it become 0 after summing (null: 10 x factor / 6)",
         "saturation": "values are clipped at it (null: 100 x factor / 6); the 8-bit scale's top",
-        "fast_inflate": "inflate gzip chunks with libdeflate (null: when the layout allows)",
-        "kernel": "numba (compiled, one pass per inflated band; default) or numpy (the reference)",
+        "fast_inflate": "inflate gzip chunks with zlib-ng or libdeflate, not HDF5 (null: if it can)",
+        "kernel": "numba (compiled, one pass per inflated block of rows; default) or numpy (the reference)",
     }
     KERNELS = ("numba", "numpy")
 
@@ -113,7 +113,7 @@ class MicroBooNEReader(Reader):
             raise ConfigError(f"microboone: kernel must be one of {list(self.KERNELS)}, got {kernel!r}")
         self.geometry = get_geometry(geometry)
         self.render = WireRender(factor, cutoff, saturation)
-        self.fast_inflate = fast_inflate  # None: libdeflate when the layout allows
+        self.fast_inflate = fast_inflate  # None: zlib-ng / libdeflate when the layout allows
         self.kernel = kernel
 
     @classmethod

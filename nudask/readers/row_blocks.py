@@ -2,13 +2,17 @@
 
 For the common case, a chunked dataset whose only filter is deflate (gzip),
 the compressed chunks are read as they are stored (``read_direct_chunk``) and
-inflated with libdeflate, about 4x faster than HDF5's own zlib path. Any other
-layout or filter pipeline goes through h5py's ``read_direct``, with the same
-results. Chunks shared by neighbouring events are inflated once: the band of
-rows last inflated is kept until reading moves past it.
+inflated without HDF5's own zlib path, about 4x faster. Where each chunk holds
+whole rows, a chunk is streamed: zlib-ng inflates it piece by piece (about
+:data:`PIECE_BYTES`) into one small buffer, and the caller consumes each piece
+while it is still in cache; the stream goes on from one call to the next, so a
+chunk shared by neighbouring events is inflated once. Otherwise libdeflate
+inflates whole chunks, and the band of rows last inflated is kept until reading
+moves past it. Any other layout or filter pipeline goes through h5py's
+``read_direct``, with the same results.
 
-Every buffer (compressed bytes, inflated chunk, band) is allocated once per
-``RowBlocks`` and reused: a fresh multi-MB buffer per chunk is what made
+Every buffer (compressed bytes, inflated chunk or piece, band) is allocated once
+per ``RowBlocks`` and reused: a fresh multi-MB buffer per chunk is what made
 reading slow under glibc's default malloc settings (its pages are handed back
 to the system on free and faulted in again on the next chunk).
 """
@@ -55,9 +59,7 @@ class RowBlocks:
         # whole rows per chunk: a chunk can be inflated piece by piece, in row order
         whole_rows = self.fast and dset.chunks[1] >= dset.shape[1]
         self.stream = (whole_rows and ZLIB_NG is not None) if stream is None else stream and whole_rows
-        self._streamer = StreamInflater() if self.stream else None
-        self._at: tuple[int, int, int] | None = None  # streaming: (band, first row of the piece, rows in it)
-        self._piece: np.ndarray | None = None
+        self._stream = _ChunkStream(dset.chunks, dset.dtype) if self.stream else None
         self.band_rows = dset.chunks[0] if self.fast else (dset.chunks or (band_rows,))[0]
         self._band: tuple[int, np.ndarray] | None = None  # (band index, rows)
         self.inflated = 0  # chunks inflated so far (to check none is done twice)
@@ -89,35 +91,36 @@ class RowBlocks:
     def finish(self) -> None:
         """Inflates the rest of the chunk being streamed: its checksum, at the stream's end, vouches
         for the rows already handed out (call it before trusting the last ones)."""
-        while self._at is not None and not self._streamer.ended:
-            self._next_piece()
+        if self._stream is not None:
+            self._stream.finish()
 
     def _streamed(self, start: int, stop: int) -> Iterator[tuple[int, np.ndarray]]:
         """Rows ``[start, stop)`` in pieces of about :data:`PIECE_BYTES`, each chunk's stream
         going on where the previous call left it (chunks shared by neighbouring events)."""
-        step = self.band_rows
+        assert self._stream is not None
+        s, step = self._stream, self.band_rows
         for band in range(start // step, -(-stop // step)):
             lo, hi = max(start, band * step), min(stop, (band + 1) * step, self.dset.shape[0])
             if hi <= lo:
                 continue
-            if self._at is None or self._at[0] != band or lo < self._at[1]:
+            if s.band != band or lo < s.first:
                 if not self._open(band):  # never written, or stored uncompressed: whole
                     rows = self._get_band(band)
                     yield lo, rows[lo - band * step : hi - band * step]
                     continue
             while lo < hi:
-                _, first, n = self._at
-                if lo >= first + n:
-                    self._next_piece()
+                if lo >= s.first + s.n:
+                    s.next()
                     continue
-                top = min(hi, first + n)
-                yield lo, self._piece[lo - first : top - first]
+                top = min(hi, s.first + s.n)
+                yield lo, s.piece[lo - s.first : top - s.first]
                 lo = top
 
     def _open(self, band: int) -> bool:
         """Starts streaming chunk ``band``; False if it is not deflated (the fill value, or raw)."""
-        self.finish()  # the chunk left behind: verified to its end
-        self._at = self._band = None  # (a band kept whole may be a view of the raw buffer reused here)
+        assert self._stream is not None
+        self._stream.finish()  # the chunk left behind: checked to its end
+        self._stream.band, self._band = -1, None  # a band kept whole may be a view of the raw buffer
         offset = (band * self.band_rows, 0)
         info = self.dset.id.get_chunk_info_by_coord(offset)
         if info.byte_offset is None or info.filter_mask & 1:
@@ -125,25 +128,9 @@ class RowBlocks:
         if self._raw.size < info.size:
             self._raw = np.empty(max(info.size, 2 * self._raw.size), np.uint8)
         self.dset.id.read_direct_chunk(offset, out=self._raw)
-        self._streamer.start(self._raw[: info.size])
+        self._stream.open(band, offset[0], self._raw[: info.size])
         self.inflated += 1
-        if self._piece is None:
-            row_bytes = self.dset.chunks[1] * self.dset.dtype.itemsize
-            self._piece = np.empty((max(1, PIECE_BYTES // row_bytes), self.dset.chunks[1]), self.dset.dtype)
-        self._at = (band, offset[0], 0)
         return True
-
-    def _next_piece(self) -> None:
-        band, first, n = self._at
-        written = self._streamer.into(self._piece)
-        chunk_bytes = self.band_rows * self._piece[0].nbytes
-        total = self._streamer.total_out
-        if written % self._piece[0].nbytes or (self._streamer.ended and total != chunk_bytes) or not written:
-            self._at = None
-            raise deflate.DeflateError(
-                f"zlib stream inflates to {total} bytes, the chunk holds {chunk_bytes}"
-            )
-        self._at = (band, first + n, written // self._piece[0].nbytes)
 
     def _get_band(self, band: int) -> np.ndarray:
         if self._band is None or self._band[0] != band:
@@ -196,3 +183,35 @@ class RowBlocks:
             return np.frombuffer(deflate.zlib_decompress(raw, chunk.nbytes), dset.dtype).reshape(shape)
         self._inflater.into(raw, chunk)
         return chunk
+
+
+class _ChunkStream:
+    """A chunk being inflated piece by piece into one reused buffer: ``piece[:n]`` holds its
+    rows ``[first, first + n)`` of the dataset (``band`` -1: none)."""
+
+    def __init__(self, chunks: tuple[int, ...], dtype) -> None:
+        self.inflater = StreamInflater()
+        row = chunks[1] * np.dtype(dtype).itemsize
+        self.piece = np.empty((max(1, PIECE_BYTES // row), chunks[1]), dtype)
+        self.chunk_bytes = chunks[0] * row
+        self.band, self.first, self.n = -1, 0, 0
+
+    def open(self, band: int, first: int, raw: np.ndarray) -> None:
+        self.inflater.start(raw)
+        self.band, self.first, self.n = band, first, 0
+
+    def next(self) -> None:
+        """The next piece of the chunk (an error if the chunk has none left)."""
+        row = self.piece[0].nbytes
+        written = self.inflater.into(self.piece)
+        total = self.inflater.total_out
+        if not written or written % row or (self.inflater.ended and total != self.chunk_bytes):
+            self.band = -1
+            raise deflate.DeflateError(
+                f"zlib stream inflates to {total} bytes, the chunk holds {self.chunk_bytes}"
+            )
+        self.first, self.n = self.first + self.n, written // row
+
+    def finish(self) -> None:
+        while self.band >= 0 and not self.inflater.ended:
+            self.next()

@@ -1,7 +1,7 @@
-"""The wire rendering as a compiled kernel: one pass over each inflated band.
+"""The wire rendering as a compiled kernel: one pass over each inflated block of rows.
 
 :mod:`.wire_render` is the reference (numpy: find the non-zero samples, sort,
-sum, cut, clip). Here one Numba kernel walks each row of an inflated band
+sum, cut, clip). Here one Numba kernel walks each row of an inflated block
 once: it screens windows of 64 ticks for any non-zero sample, sums the
 ``factor``-tick blocks that have some, and keeps the cut and clipped values
 per row. A second kernel orders the rows by (plane, wire) and gathers each

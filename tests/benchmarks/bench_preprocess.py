@@ -257,14 +257,18 @@ def profile_nudask(path: str, n_events: int, out: str) -> Result:
         )
 
     total = cum("run_chunk")
-    # libdeflate through ctypes (ZlibInflater.into) or the deflate binding; both under _inflate
+    # whole chunks: libdeflate through ctypes (ZlibInflater.into) or the deflate binding, under
+    # RowBlocks._inflate; streamed: zlib-ng (StreamInflater.into) a piece at a time
     inflate = cum("into") + cum("zlib_decompress")
+    streamed = cum("_open") > 0
+    # h5py's Cython calls are invisible to cProfile: reads count in RowBlocks._inflate, or in
+    # RowBlocks._open when streamed (less the rest of the previous chunk it first inflates)
+    read = max(0.0, cum("_open") - cum("finish")) if streamed else max(0.0, cum("_inflate") - inflate)
     checks = cum("_check_unique_wires", "_wire_numbers")
     write, sha = cum("write_parquet"), cum("file_sha256") + cum("footer_sha256")
     stages = {
-        # h5py's Cython calls are invisible to cProfile: they count in RowBlocks._inflate
-        "read compressed chunks (read_direct_chunk, RowBlocks._inflate)": max(0.0, cum("_inflate") - inflate),
-        "inflate (libdeflate)": inflate,
+        "read compressed chunks (read_direct_chunk)": read,
+        "inflate (zlib-ng, streamed)" if streamed else "inflate (libdeflate)": inflate,
         "copy chunks into the row band (RowBlocks._read_band)": max(0.0, cum("_read_band") - cum("_inflate")),
         # the compiled kernel (numba, the reader's default): its calls count in these two methods
         "kernel: non-zero scan and 6-tick sums (EventRender.scan)": cum("scan"),
