@@ -122,6 +122,19 @@ def test_main_track_identifier_trains_and_separates(ds, tmp_path):
     assert lr[0] is None or lr[-1] < lr[0]  # decayed every epoch where keras logs it
 
 
+def tune_job(folder, *, epochs: int, tune: str = ""):
+    """jobs/tune_dune_mt.yaml for 2 trials of ``epochs``, heartbeats every second, ``tune`` added."""
+    job = folder / "tune.yaml"
+    extra = "\n  heartbeat: 1" + (f"\n  {tune}" if tune else "")
+    text = open("jobs/tune_dune_mt.yaml").read()
+    job.write_text(
+        text.replace("epochs: 4", f"epochs: {epochs}")
+        .replace("trials: 8", "trials: 2")
+        .replace("seed: 0", "seed: 0" + extra)
+    )
+    return job
+
+
 @pytest.mark.long  # a whole study, twice
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # the test plays a killed driver
 def test_a_study_runs_trials_as_dask_tasks_and_resumes(ds, tmp_path):
@@ -130,14 +143,7 @@ def test_a_study_runs_trials_as_dask_tasks_and_resumes(ds, tmp_path):
 
     from nudask.train.tune import _storage, storage_url, tune
 
-    job = tmp_path / "tune.yaml"
-    job.write_text(
-        open("jobs/tune_dune_mt.yaml")
-        .read()
-        .replace("epochs: 4", "epochs: 2")
-        .replace("trials: 8", "trials: 2")
-        .replace("seed: 0", "seed: 0\n  heartbeat: 1")
-    )
+    job = tune_job(tmp_path, epochs=2)
     study = tmp_path / "study"
     with (
         LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address="127.0.0.1:0") as c,
@@ -178,14 +184,7 @@ def test_a_study_whose_workers_all_leave_stops_after_worker_wait(ds, tmp_path):
     from nudask.errors import TrainingError
     from nudask.train.tune import tune
 
-    job = tmp_path / "tune.yaml"
-    job.write_text(
-        open("jobs/tune_dune_mt.yaml")
-        .read()
-        .replace("epochs: 4", "epochs: 200")
-        .replace("trials: 8", "trials: 2")
-        .replace("seed: 0", "seed: 0\n  heartbeat: 1\n  worker_wait: 3")
-    )
+    job = tune_job(tmp_path, epochs=200, tune="worker_wait: 3")
     study = tmp_path / "study"
     with (
         LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address="127.0.0.1:0") as c,

@@ -87,6 +87,7 @@ def train_args(mb: str, runs: Path, *extra: str) -> list[str]:
     return ["--config", QUICK_JOB, "--data", mb, "--no-evaluate", *(a for s in sets for a in ("--set", s))]
 
 
+@pytest.mark.long  # make test-long (CI's own step): a two-task SLURM training
 def test_two_workers_train_one_model(slurm, mb, tmp_path):
     runs = tmp_path / "runs"
     job = submit(tmp_path, *train_args(mb, runs, "train.epochs=2"))
