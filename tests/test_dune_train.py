@@ -153,20 +153,23 @@ def test_a_study_runs_trials_as_dask_tasks_and_resumes(ds, tmp_path):
         assert len(res["trials"]) == 2 and res["best"]["value"] > 0
         hosts = {t["run"] for t in res["trials"]}
         assert len(hosts) == 2 and all("trial_" in h for h in hosts)
-        # a trial left running by a killed driver: its heartbeat stops, so the rerun fails it
-        # (Optuna's fail_stale_trials) and runs its parameters again as a new trial
+        # trials left running by a killed driver: one whose heartbeat stopped, and one killed
+        # between its ask and its first beat (it has none); the rerun fails both (Optuna's
+        # fail_stale_trials) and runs their parameters again as new trials
         st = optuna.load_study(study_name="study", storage=_storage(storage_url(study), 1))
-        killed = st.ask({"train.learning_rate": optuna.distributions.FloatDistribution(1e-5, 1e-2, log=True)})
+        space = {"train.learning_rate": optuna.distributions.FloatDistribution(1e-5, 1e-2, log=True)}
+        killed = st.ask(space)
         st._storage.record_heartbeat(killed._trial_id)
+        unbeaten = st.ask(space)
         time.sleep(4)  # past the grace period (3 heartbeats)
-        res = tune(job, study, data=ds.path, client=cl, trials=3, verbose=False)  # resumes: one more
+        res = tune(job, study, data=ds.path, client=cl, trials=4, verbose=False)  # resumes: two more
     st = optuna.load_study(study_name="study", storage=f"sqlite:///{study / 'study.db'}")
     states = {t.number: t.state.name for t in st.trials}
-    assert states == {0: "COMPLETE", 1: "COMPLETE", 2: "FAIL", 3: "COMPLETE"}
-    again = st.trials[3]
-    assert again.system_attrs["failed_trial"] == 2
-    assert again.params["train.learning_rate"] == killed.params["train.learning_rate"]
-    assert [t["number"] for t in res["trials"]] == [0, 1, 2, 3]
+    assert states == {0: "COMPLETE", 1: "COMPLETE", 2: "FAIL", 3: "FAIL", 4: "COMPLETE", 5: "COMPLETE"}
+    for again, lost in zip(st.trials[4:], (killed, unbeaten)):
+        assert again.system_attrs["failed_trial"] == lost.number
+        assert again.params["train.learning_rate"] == lost.params["train.learning_rate"]
+    assert [t["number"] for t in res["trials"]] == [0, 1, 2, 3, 4, 5]
     assert (study / "index.html").exists() and (study / "best_config.yaml").exists()
     assert "(again: 2)" in (study / "summary.md").read_text()
     assert "plots/optimization_history.png" in res["plots"]

@@ -110,7 +110,8 @@ def test_a_study_on_two_slurm_jobs_is_killed_and_resumes(slurm, sn, tmp_path):
     after = optuna.load_study(study_name="study", storage=url).get_trials(deepcopy=False)
     done = [t for t in after if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(done) == TRIALS, [(t.number, t.state.name) for t in after]
-    assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL) for t in after)
+    ended = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
+    assert all(t.state in ended for t in after), [(t.number, t.state.name) for t in after]
     # the finished trials were not run again: same trials, their run folders untouched
     for t in complete:
         assert after[t.number].state == optuna.trial.TrialState.COMPLETE

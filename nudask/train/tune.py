@@ -30,7 +30,9 @@ A killed study: the driver records a heartbeat for each trial it has running
 (every ``tune.heartbeat`` seconds, default 10; Optuna's RDB heartbeat). A
 rerun fails the trials whose heartbeat is older than three intervals (Optuna's
 ``fail_stale_trials``) and runs each again once with the same parameters as a
-new trial (``RetryHeartbeatStaleTrialCallback``); finished trials are kept.
+new trial (``RetryHeartbeatStaleTrialCallback``); finished trials are kept. A
+trial killed between its ask and its first heartbeat has none, so the rerun
+records one for every running trial it finds, once: it goes stale in turn.
 Trials of another driver still running on the same study keep their heartbeat
 and count toward ``tune.trials``.
 """
@@ -172,6 +174,7 @@ class _Heartbeat:
 
         self.storage, self.interval = storage, interval
         self.trials: set[int] = set()
+        self.adopted: set[int] = set()
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._beat, name="nudask-tune-heartbeat", daemon=True)
@@ -179,6 +182,15 @@ class _Heartbeat:
     def add(self, trial_id: int) -> None:
         with self.lock:
             self.trials.add(trial_id)
+        self.storage.record_heartbeat(trial_id)
+
+    def adopt(self, trial_id: int) -> None:
+        """One heartbeat, once, for a trial another driver has running: one killed between its
+        ask and its first beat has none, and Optuna only fails trials whose heartbeat went stale."""
+        with self.lock:
+            if trial_id in self.adopted:
+                return
+            self.adopted.add(trial_id)
         self.storage.record_heartbeat(trial_id)
 
     def discard(self, trial_id: int) -> None:
@@ -327,18 +339,13 @@ def tune(job: str | os.PathLike, study: str | os.PathLike, *, data: str | None =
         known: set = set()
         free: list = [None] if local else []
         running: dict[Any, tuple[Any, Any, Any]] = {}  # key: (future, trial, worker)
-        # trials running elsewhere count toward n_trials until their heartbeat goes stale; one
-        # that never had a heartbeat (killed between ask and its first beat) is waited for no
-        # longer than the grace period
-        give_up = time.monotonic() + 4 * heartbeat
+        # trials running elsewhere count toward n_trials until their heartbeat goes stale
         seen = False  # a worker was ever there (before the first, SLURM jobs may be queued)
         gone_since: float | None = None  # when the last worker left
 
-        def elsewhere() -> int:
-            if time.monotonic() > give_up and not running:
-                return 0
+        def elsewhere() -> list:
             ours = {t._trial_id for _, t, _ in running.values()}
-            return sum(t._trial_id not in ours for t in st.get_trials(deepcopy=False, states=(RUNNING,)))
+            return [t for t in st.get_trials(deepcopy=False, states=(RUNNING,)) if t._trial_id not in ours]
 
         def finish(trial, state=None, value=None) -> None:
             beats.discard(trial._trial_id)
@@ -370,7 +377,9 @@ def tune(job: str | os.PathLike, study: str | os.PathLike, *, data: str | None =
             with warnings.catch_warnings():  # experimental; "heartbeat is for optimize": we beat ourselves
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(st)  # a killed study's running trials: failed, retried once
-            while free and done() + len(running) + elsewhere() < n_trials:
+            for trial in elsewhere():
+                beats.adopt(trial._trial_id)  # so that it goes stale too, should its driver be gone
+            while free and done() + len(running) + len(elsewhere()) < n_trials:
                 with warnings.catch_warnings():
                     warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
                     trial = st.ask(space)
