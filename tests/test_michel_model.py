@@ -47,9 +47,12 @@ def test_train_then_solve_with_the_run(tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.long
 def test_the_network_beats_the_baseline_on_held_out_images(tmp_path):
-    """The claim at test scale: 120 simulated images, 96 trained on for 10 short epochs of
-    1,024-voxel regions (about 90 s on 2 cores). When written: model F1 0.660 (precision
-    0.907, recall 0.518), baseline 0.614 on the 24 held-out images; deterministic (seeded)."""
+    """The claim at test scale: 120 simulated images, 96 trained on for 20 short epochs of
+    1,024-voxel regions (about 85 s on 2 cores). Seeded, but the numbers move with the
+    TensorFlow and numpy builds: 10 epochs at rate 0.01 gave F1 0.660 on one and 0.579 on
+    another, against the baseline's 0.614. At 20 epochs and 0.005 the model's F1 on the 24
+    held-out images was 0.720, 0.720 and 0.707 with seeds 0, 1 and 2, the baseline's 0.614,
+    0.611 and 0.626."""
     from nudask.michel.model import train_run
 
     xyze = write_files(str(tmp_path), images=120, seed=21, solution=False)[0]
@@ -58,7 +61,7 @@ def test_the_network_beats_the_baseline_on_held_out_images(tmp_path):
     config.write_text(
         "points: {max_points: 1024, neighbours: [12, 12], dilation: [1, 3], batch_size: 4,"
         " class_weights: [1.0, 1.0, 3.0, 2.0, 1.0]}\n"
-        "model: {width: 16}\ntrain: {epochs: 10, learning_rate: 0.01, validation: 0.2}\n"
+        "model: {width: 16}\ntrain: {epochs: 20, learning_rate: 0.005, validation: 0.2}\n"
     )
     train_run(str(config), str(tmp_path / "ds"), str(tmp_path / "run"))
     result = json.load(open(tmp_path / "run" / "evaluation.json"))
