@@ -48,7 +48,7 @@ def test_train_then_solve_with_the_run(tmp_path, capsys):
 @pytest.mark.long
 def test_the_network_beats_the_baseline_on_held_out_images(tmp_path):
     """The claim at test scale: 120 simulated images, 96 trained on for 20 short epochs of
-    1,024-voxel regions (about 85 s on 2 cores). Seeded, but the numbers move with the
+    1,024-voxel regions (about 90 s on 2 cores). Seeded, but the numbers move with the
     TensorFlow and numpy builds: 10 epochs at rate 0.01 gave F1 0.660 on one and 0.579 on
     another, against the baseline's 0.614. At 20 epochs and 0.005 the model's F1 on the 24
     held-out images was 0.720, 0.720 and 0.707 with seeds 0, 1 and 2, the baseline's 0.614,

@@ -187,11 +187,9 @@ class _Heartbeat:
     def adopt(self, trial_id: int) -> None:
         """One heartbeat, once, for a trial another driver has running: one killed between its
         ask and its first beat has none, and Optuna only fails trials whose heartbeat went stale."""
-        with self.lock:
-            if trial_id in self.adopted:
-                return
+        if trial_id not in self.adopted:  # the driver's thread only, unlike ``trials``
             self.adopted.add(trial_id)
-        self.storage.record_heartbeat(trial_id)
+            self.storage.record_heartbeat(trial_id)
 
     def discard(self, trial_id: int) -> None:
         with self.lock:
@@ -377,9 +375,10 @@ def tune(job: str | os.PathLike, study: str | os.PathLike, *, data: str | None =
             with warnings.catch_warnings():  # experimental; "heartbeat is for optimize": we beat ourselves
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(st)  # a killed study's running trials: failed, retried once
-            for trial in elsewhere():
+            others = elsewhere()  # the trials asked below are ours: they do not change it
+            for trial in others:
                 beats.adopt(trial._trial_id)  # so that it goes stale too, should its driver be gone
-            while free and done() + len(running) + len(elsewhere()) < n_trials:
+            while free and done() + len(running) + len(others) < n_trials:
                 with warnings.catch_warnings():
                     warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
                     trial = st.ask(space)
